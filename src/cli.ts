@@ -1,0 +1,151 @@
+#!/usr/bin/env node
+// flowpath command line: `flowpath [flags]` serves the exporter; subcommands do one-off work.
+// A wrong flag or value exits with status 2 and a one-line reason on stderr.
+
+import { Config, FlagDef, ParsedArgs, UsageError, formatFlagHelp, parseArgs } from './core/flags';
+import { createLogger } from './core/log';
+import { catalogueJson, renderCatalogue, sectionsFor } from './core/catalogue';
+import { ALL_COLLECTORS } from './collectors';
+import { EXPORTER_METRICS, Exporter, allFlags, listenFlag, logLevelFlag } from './exporter';
+import { createApp, parseListenAddress } from './server';
+import { VERSION } from './version';
+
+export interface Command {
+  summary: string;
+  usage: string;
+  /** Flags of the subcommand in addition to the exporter's. */
+  flags?: readonly FlagDef<unknown>[];
+  run(args: ParsedArgs, io: CliIO): Promise<number>;
+}
+
+export interface CliIO {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+}
+
+const catalogueCommand: Command = {
+  summary: 'Print the metric catalogue (docs/metrics.md) generated from the code.',
+  usage: 'flowpath catalogue [--json]',
+  flags: [],
+  async run(args, io) {
+    const sections = sectionsFor(ALL_COLLECTORS, EXPORTER_METRICS);
+    if (args.positional.includes('json')) io.stdout(JSON.stringify(catalogueJson(sections), null, 2) + '\n');
+    else io.stdout(renderCatalogue(sections));
+    return 0;
+  },
+};
+
+export const COMMANDS: Record<string, Command> = {
+  catalogue: catalogueCommand,
+};
+
+function usage(): string {
+  const cmds = Object.entries(COMMANDS)
+    .map(([n, c]) => `  ${n.padEnd(12)} ${c.summary}`)
+    .join('\n');
+  const collectors = ALL_COLLECTORS.map(
+    (d) => `  ${d.name.padEnd(12)} ${d.defaultEnabled ? '[on] ' : '[off]'} ${d.description}`,
+  ).join('\n');
+  return `usage: flowpath [<flags>] [<command> ...]
+
+flowpath ${VERSION}: a Prometheus exporter that explains why a single TCP flow cannot reach line rate.
+Without a command it serves /metrics, /healthz, /readyz, /api/... and a landing page.
+
+Commands:
+${cmds}
+
+Collectors (enable with --collector.<name>, disable with --no-collector.<name>):
+${collectors}
+
+Flags:
+  -h, --help                 Show this help.
+      --version              Show the version.
+${formatFlagHelp(allFlags())}
+`;
+}
+
+async function serve(config: Config, io: CliIO): Promise<number> {
+  const log = createLogger(config.get(logLevelFlag));
+  const { host, port } = parseListenAddress(config.get(listenFlag));
+  const exporter = new Exporter(config, log);
+  exporter.start();
+  const app = createApp(exporter);
+  const server = host === undefined ? app.listen(port) : app.listen(port, host);
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', () => resolve());
+    server.once('error', reject);
+  });
+  log.info('listening', { address: config.get(listenFlag), collectors: exporter.registry.enabledNames().join(',') });
+  const stop = (sig: string) => {
+    log.info('shutting down', { signal: sig });
+    server.close();
+    void exporter.close().finally(() => process.exit(0));
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  void io;
+  return new Promise<number>(() => {
+    /* runs until a signal */
+  });
+}
+
+export async function main(argv: readonly string[], io: CliIO): Promise<number> {
+  const first = argv.find((a) => !a.startsWith('-'));
+  const cmd = first !== undefined ? COMMANDS[first] : undefined;
+  if (first !== undefined && !cmd) {
+    io.stderr(`flowpath: unknown command "${first}" (see --help)\n`);
+    return 2;
+  }
+  const flags = [...allFlags(), ...(cmd?.flags ?? [])];
+  let args: ParsedArgs;
+  try {
+    args = parseArgs(flags, argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr(`flowpath: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (args.help) {
+    io.stdout(cmd ? `usage: ${cmd.usage}\n\n${cmd.summary}\n\n${formatFlagHelp(cmd.flags ?? [])}\n` : usage());
+    return 0;
+  }
+  if (args.version) {
+    io.stdout(`flowpath ${VERSION} (node ${process.versions.node})\n`);
+    return 0;
+  }
+  if (cmd) {
+    args.positional.shift();
+    try {
+      return await cmd.run(args, io);
+    } catch (e) {
+      if (e instanceof UsageError) {
+        io.stderr(`flowpath ${first}: ${e.message}\n`);
+        return 2;
+      }
+      throw e;
+    }
+  }
+  try {
+    parseListenAddress(args.config.get(listenFlag));
+  } catch (e) {
+    io.stderr(`flowpath: --web.listen-address: ${(e as Error).message}\n`);
+    return 2;
+  }
+  return serve(args.config, io);
+}
+
+if (require.main === module) {
+  const io: CliIO = { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) };
+  main(process.argv.slice(2), io).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.stderr.write(`flowpath: ${(e as Error).stack ?? e}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
+
