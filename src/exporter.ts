@@ -54,6 +54,10 @@ export class Exporter {
   ) {
     this.registry = new Registry(defs, { config, log }, config.get(scrapeTimeoutFlag));
     client.collectDefaultMetrics({ register: this.selfRegistry });
+    // prom-client names these gauges *_total, which promtool (rightly) rejects; they add nothing here.
+    for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      this.selfRegistry.removeSingleMetric(n);
+    }
   }
 
   start(): void {
