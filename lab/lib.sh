@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # settings here are used by the scripts that source this file
 # Shared settings and helpers for the flowpath lab scripts (lab/up, lab/flow, lab/exporter, lab/down).
 # Sourced, never executed. Everything the lab creates is recorded in $LAB_STATE so that lab/down
 # removes exactly that and nothing else.
@@ -71,7 +71,7 @@ lab_elapsed() { # START_MS -> "1.234"
 # State file: one record per line, processed in reverse order by lab_teardown.
 #   topo ovs|veth            rate RATE                dir PATH
 #   pidfile PATH COMM        netns NAME               link NAME (root netns)
-#   ovsbr NAME               qdisc NS|- DEV           (NS "-" = root netns)
+#   ovsbr NAME               file PATH (a log file inside $LAB_DIR)
 
 lab_state_add() { printf '%s\n' "$*" >>"$LAB_STATE"; }
 
@@ -168,30 +168,81 @@ lab_ns_for_node() { # a|b|NSNAME -> namespace name
   esac
 }
 
-# "NS DEV" of the sender side of the wire (where bneck/loss/--rate tbf go):
-#   ovs:  wire-a in the root netns (behind the tap, which orphans the skb: a real network bottleneck)
-#   veth: eth0 in the sender namespace (a *local* qdisc, see lab/README.md)
-lab_wire_tx() {
+# The "wire shaper": where the link rate (lab/up --rate) and the bneck/loss tbf go.
+#
+# ovs:  tbf as root qdisc of wire-a in the root netns, i.e. on the sender side of the physical link.
+#       The sender's tap (a-int) orphans the skb, so a queue there is a *network* queue for TCP.
+# veth: a tbf on the sender's own eth0 would be a *local* qdisc: the skb still belongs to the sending
+#       socket, TCP small queues (TSQ) throttle the sender and the flow never looks cwnd-limited
+#       (lab-recipe 3.2; measured here: unacked 62-101 < cwnd 124-152, 0 retransmits). The same happens
+#       with an ifb at B's ingress, because veth hands the skb over with the socket still attached.
+#       What works: GRO on B's eth0 puts veth into NAPI mode, where the skb is orphaned on receive
+#       (skb_prepare_for_gro); that path is taken only for non-TSO skbs, so TSO is turned off on A's
+#       eth0 (A still does GSO). The tbf then sits on an ifb in node B that receives B's eth0 ingress
+#       (u32 match-all + mirred redirect): the far end of the link, with a queue TCP cannot see.
+#       Measured: unacked = cwnd, retransmits, tbf drops — the same signature as on the ovs topology.
+LAB_VETH_IFB=${LAB_VETH_IFB:-ifb-wire}
+
+lab_wire_desc() {
   case $(lab_topo) in
-    ovs) echo "- $LAB_WIRE_A" ;;
-    veth) echo "$LAB_NS_A $LAB_VETH_DEV" ;;
+    ovs) echo "$LAB_WIRE_A egress (root netns)" ;;
+    veth) echo "$LAB_VETH_IFB in netns $LAB_NS_B (= ingress of $LAB_VETH_DEV in $LAB_NS_B; TSO off on A, GRO on on B)" ;;
     *) lab_die "unknown topology in $LAB_STATE" ;;
   esac
 }
 
-lab_tbf_rate_args() { # RATE -> tbf arguments used for the lab link rate and the bneck condition
+# Install "tbf ARGS..." as the wire's shaper (replacing any previous one).
+lab_wire_shape() {
+  case $(lab_topo) in
+    ovs) tc qdisc replace dev "$LAB_WIRE_A" root tbf "$@" ;;
+    veth)
+      local a=$LAB_NS_A b=$LAB_NS_B dev=$LAB_VETH_DEV ifb=$LAB_VETH_IFB
+      ip netns exec "$a" ethtool -K "$dev" tso off
+      ip netns exec "$b" ethtool -K "$dev" gro on
+      if ! ip -n "$b" link show dev "$ifb" >/dev/null 2>&1; then
+        ip -n "$b" link add "$ifb" type ifb
+        ip -n "$b" link set dev "$ifb" up
+      fi
+      ip netns exec "$b" tc qdisc replace dev "$ifb" root tbf "$@"
+      if ! ip netns exec "$b" tc qdisc show dev "$dev" ingress | grep -q ingress; then
+        ip netns exec "$b" tc qdisc add dev "$dev" handle ffff: ingress
+        ip netns exec "$b" tc filter add dev "$dev" parent ffff: protocol all prio 1 u32 match u32 0 0 \
+          action mirred egress redirect dev "$ifb"
+      fi
+      ;;
+    *) lab_die "unknown topology in $LAB_STATE" ;;
+  esac
+}
+
+# Remove the wire's shaper and return the devices to their lab defaults. Tolerant of partial state.
+lab_wire_unshape() {
+  case $(lab_topo) in
+    ovs) tc qdisc del dev "$LAB_WIRE_A" root 2>/dev/null || true ;;
+    veth)
+      local a=$LAB_NS_A b=$LAB_NS_B dev=$LAB_VETH_DEV
+      if lab_netns_exists "$b"; then
+        ip netns exec "$b" tc qdisc del dev "$dev" ingress 2>/dev/null || true
+        ip -n "$b" link del dev "$LAB_VETH_IFB" 2>/dev/null || true
+        ip netns exec "$b" ethtool -K "$dev" gro off 2>/dev/null || true
+      fi
+      if lab_netns_exists "$a"; then ip netns exec "$a" ethtool -K "$dev" tso on 2>/dev/null || true; fi
+      ;;
+  esac
+}
+
+lab_tbf_rate_args() { # RATE -> tbf arguments used for the lab link rate (same shape as bneck)
   echo "rate $1 burst 32kb latency 5ms"
 }
 
-# Put back the lab's own link rate (or the default qdisc) on NS DEV.
-lab_restore_wire_qdisc() {
-  local ns=$1 dev=$2 rate
+# Put back the lab's own link rate (lab/up --rate), or no shaper at all.
+lab_wire_restore() {
+  local rate
   rate=$(lab_state_get rate)
   if [[ -n $rate ]]; then
     # shellcheck disable=SC2046 # word splitting of the tbf arguments is intended
-    lab_in_ns "$ns" tc qdisc replace dev "$dev" root tbf $(lab_tbf_rate_args "$rate")
+    lab_wire_shape $(lab_tbf_rate_args "$rate")
   else
-    lab_in_ns "$ns" tc qdisc del dev "$dev" root 2>/dev/null || true
+    lab_wire_unshape
   fi
 }
 
@@ -206,7 +257,7 @@ lab_appctl() { ovs-appctl -t "$OVS_UNIXCTL" "$@"; }
 #   runner.pid   the lab/flow process that owns the flow (its EXIT trap restores)
 #   client.pid   server.pid   iperf3 processes
 #   restore      one line per change, undone in reverse order by lab_flow_restore:
-#                  sysctl NS KEY VALUE...     wire NS DEV
+#                  sysctl NS KEY VALUE...     wire
 
 lab_flow_restore() {
   local file=$FLOW_DIR/restore line i kind ns rest
@@ -223,11 +274,7 @@ lab_flow_restore() {
           ip netns exec "$ns" sysctl -q -w "$key=$value" || lab_log "warning: could not restore $key in $ns"
         fi
         ;;
-      wire)
-        if [[ $ns == - ]] || lab_netns_exists "$ns"; then
-          lab_in_ns "$ns" ip link show dev "$rest" >/dev/null 2>&1 && lab_restore_wire_qdisc "$ns" "$rest"
-        fi
-        ;;
+      wire) lab_wire_restore || lab_log "warning: could not restore the wire shaper" ;;
       *) lab_log "warning: unknown restore record: $line" ;;
     esac
   done
@@ -273,9 +320,9 @@ lab_teardown() {
         fi
         ;;
       link) if lab_link_exists "$a"; then ip link del dev "$a" 2>/dev/null || lab_log "warning: could not delete link $a"; fi ;;
-      ovsbr) [[ -S $OVS_DB_SOCK ]] && lab_vsctl --if-exists del-br "$a" 2>/dev/null || true ;;
-      qdisc) if [[ $a == - ]] || lab_netns_exists "$a"; then lab_in_ns "$a" tc qdisc del dev "$b" root 2>/dev/null || true; fi ;;
-      dir) [[ $a == "$LAB_DIR"/* ]] && rm -rf -- "$a" ;;
+      ovsbr) if [[ -S $OVS_DB_SOCK ]]; then lab_vsctl --if-exists del-br "$a" 2>/dev/null || true; fi ;;
+      dir) if [[ $a == "$LAB_DIR"/* ]]; then rm -rf -- "$a"; fi ;;
+      file) if [[ $a == "$LAB_DIR"/* ]]; then rm -f -- "$a"; fi ;;
       *) lab_log "warning: unknown state record: ${recs[i]}" ;;
     esac
   done
