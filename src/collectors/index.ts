@@ -1,6 +1,16 @@
 // Every collector flowpath knows, in --help and catalogue order. One import and one array entry each.
 
 import type { CollectorDef } from './registry';
+import { qdiscCollector } from './qdisc';
+import { softirqCollector } from './softirq';
+import { sysctlCollector } from './sysctl';
+import { netstatCollector } from './netstat';
+import { nodeCollector } from './node';
 
 export const ALL_COLLECTORS: readonly CollectorDef[] = [
+  qdiscCollector,
+  softirqCollector,
+  sysctlCollector,
+  netstatCollector,
+  nodeCollector,
 ];
