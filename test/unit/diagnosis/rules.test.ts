@@ -1,0 +1,277 @@
+// One test per rule of the table (a case that must fire and one that must not), a guard that every rule
+// in RULES has its test, and the verdict on synthetic versions of each lab condition.
+
+import { RULES, RuleContext, lossy, rankFindings, rttInflated } from '../../../src/diagnosis/rules';
+import { diagnose } from '../../../src/diagnosis/verdict';
+import type { CpuDelta, DeviceDelta, Finding, FlowSummary, NodeSummary, QdiscDelta, Status } from '../../../src/diagnosis/types';
+import { MBIT, SIG, node, synthFlow } from './synth';
+
+function evalRule(id: string, c: RuleContext): Omit<Finding, 'rule' | 'hop'> | undefined {
+  const r = RULES.find((x) => x.id === id);
+  if (!r) throw new Error(`no rule ${id}`);
+  return r.evaluate(c);
+}
+
+const devd = (name: string, p: Partial<DeviceDelta> = {}, snap: Partial<DeviceDelta['snapshot']> = {}): DeviceDelta => ({
+  name,
+  snapshot: { name, ...snap },
+  txDropped: 0,
+  rxDropped: 0,
+  rxMissed: 0,
+  txErrors: 0,
+  rxErrors: 0,
+  txStop: 0,
+  ...p,
+});
+const qd = (device: string, kind: string, p: Partial<QdiscDelta> = {}, snap: Partial<QdiscDelta['snapshot']> = {}): QdiscDelta => ({
+  snapshot: { device, kind, root: true, backlogBytes: 0, ...snap },
+  drops: 0,
+  overlimits: 0,
+  requeues: 0,
+  ...p,
+});
+const cpu = (n: number, p: Partial<CpuDelta> = {}): CpuDelta => ({ cpu: n, softirqShare: 0.1, timeSqueeze: 0, softnetDropped: 0, netRx: 1000, ...p });
+
+// Flows (4 s, 20 Hz), from the lab signatures.
+const F = {
+  base: synthFlow(SIG.base, { goodputBps: 935 * MBIT, retransPerSec: 7 }),
+  baseBbr: synthFlow(SIG.base_bbr, { goodputBps: 1000 * MBIT }),
+  paceCubic: synthFlow(SIG.pace_cubic, { goodputBps: 100 * MBIT }),
+  app: synthFlow(SIG.app, { busy: 0.25, goodputBps: 100 * MBIT }),
+  rwnd: synthFlow(SIG.rwnd, { rwnd: 0.94, goodputBps: 111 * MBIT }),
+  sndbuf: synthFlow(SIG.sndbuf, { busy: 0.97, goodputBps: 673 * MBIT }),
+  bneck: synthFlow(SIG.bneck, { goodputBps: 191 * MBIT, retransPerSec: 10 }),
+  bneckBbr: synthFlow(SIG.bneck_bbr, { goodputBps: 193 * MBIT, retransPerSec: 150 }),
+  loss: synthFlow(SIG.loss, { goodputBps: 255 * MBIT, retransPerSec: 400 }),
+  localTbf: synthFlow(SIG.local_tbf, { goodputBps: 200 * MBIT }),
+  // cwnd-limited, no loss, no queue (rtt at its minimum)
+  smallCwnd: synthFlow({ ...SIG.loss, rtt: 310, minRtt: 300 }, { goodputBps: 255 * MBIT }),
+  // veth + BBR: many retransmits, ~90% spurious
+  spurious: synthFlow(SIG.base_bbr, { goodputBps: 18000 * MBIT, retransPerSec: 15000, dsackPerSec: 13500 }),
+};
+
+const ovsNode = (p: Partial<NodeSummary> = {}) =>
+  node({ path: { ipDevice: 'a-int', nicDevice: 'wire-a', viaOvs: true }, devices: [devd('a-int')], ...p });
+
+type Case = { name: string; c: RuleContext; status: Status; limit?: string };
+const CASES: Record<string, Case[]> = {
+  'app-limited': [
+    { name: 'iperf3 -b 100M: idle 75%, nothing unsent 25%', c: { tx: F.app }, status: 'limiting', limit: 'app' },
+    { name: 'bulk sender', c: { tx: F.bneck }, status: 'ok' },
+  ],
+  'sndbuf-limited': [
+    { name: 'sndbuf 8 KB: w ≥ tb, notsent 0 (chrono silent)', c: { tx: F.sndbuf }, status: 'limiting', limit: 'sndbuf' },
+    { name: 'sndbuf chrono 72% (256 KB case)', c: { tx: synthFlow(SIG.bneck, { sndbuf: 0.72 }) }, status: 'limiting', limit: 'sndbuf' },
+    { name: 'app-limited with a big buffer', c: { tx: F.app }, status: 'ok' },
+  ],
+  'pacing-capped': [
+    { name: '--fq-rate 100M', c: { tx: F.paceCubic }, status: 'limiting', limit: 'pacing_capped' },
+    { name: 'no max_pacing_rate', c: { tx: F.base }, status: 'ok' },
+  ],
+  pacing: [
+    { name: 'BBR pacing at its estimate', c: { tx: F.baseBbr }, status: 'suspect', limit: 'pacing' },
+    { name: 'cubic, cwnd-limited', c: { tx: F.bneck }, status: 'ok' },
+  ],
+  'cwnd-growth': [
+    { name: 'cwnd-limited without loss or queue', c: { tx: F.smallCwnd }, status: 'suspect', limit: 'cwnd' },
+    { name: 'cwnd-limited with a queue (explained elsewhere)', c: { tx: F.bneck }, status: 'ok' },
+  ],
+  'spurious-retransmits': [
+    { name: '90% of retransmits DSACKed', c: { tx: F.spurious }, status: 'suspect', limit: 'reordering' },
+    { name: 'real loss', c: { tx: F.loss }, status: 'ok' },
+  ],
+  tsq: [
+    {
+      name: 'local tbf: t at the TSQ limit, qdisc backlog',
+      c: { tx: F.localTbf, txNode: node({ qdiscs: [qd('eth0', 'tbf', { overlimits: 5000 }, { backlogBytes: 1.7e6 })] }) },
+      status: 'limiting',
+      limit: 'tsq',
+    },
+    { name: 'at the TSQ limit but nothing queues: only suspect', c: { tx: F.localTbf, txNode: node() }, status: 'suspect', limit: 'tsq' },
+    { name: 'no skmem t', c: { tx: F.bneck, txNode: node() }, status: 'ok' },
+  ],
+  qdisc: [
+    {
+      name: 'tbf overlimits while the flow waits below TCP',
+      c: { tx: F.localTbf, txNode: node({ qdiscs: [qd('eth0', 'tbf', { overlimits: 5000 }, { backlogBytes: 1.7e6 })] }) },
+      status: 'limiting',
+      limit: 'queue',
+    },
+    {
+      name: 'qdisc drops while the flow loses segments',
+      c: { tx: F.loss, txNode: node({ qdiscs: [qd('eth0', 'tbf', { drops: 1500 })] }) },
+      status: 'limiting',
+      limit: 'drops',
+    },
+    { name: 'pfifo_fast, nothing', c: { tx: F.bneck, txNode: node({ qdiscs: [qd('eth0', 'pfifo_fast')] }) }, status: 'ok' },
+  ],
+  'internal-port-tx': [
+    {
+      name: 'OVS base: a-int tx drops = the retransmits',
+      c: { tx: F.base, txNode: ovsNode({ devices: [devd('a-int', { txDropped: 28 })] }) },
+      status: 'limiting',
+      limit: 'drops',
+    },
+    { name: 'no drops', c: { tx: F.base, txNode: ovsNode() }, status: 'ok' },
+  ],
+  'ovs-tx-cpu': [
+    {
+      name: 'vswitchd 100% with the userspace datapath',
+      c: { tx: F.base, txNode: ovsNode({ ovs: { datapaths: [{ name: 'ovs-netdev', type: 'netdev' }], portDrops: [], vswitchdCpuShare: 0.99 } }) },
+      status: 'limiting',
+      limit: 'cpu',
+    },
+    { name: 'vswitchd 20%', c: { tx: F.bneck, txNode: ovsNode({ ovs: { datapaths: [{ name: 'ovs-netdev', type: 'netdev' }], portDrops: [], vswitchdCpuShare: 0.2 } }) }, status: 'ok' },
+  ],
+  'ovs-rx-cpu': [
+    {
+      name: 'receiver vswitchd saturated',
+      c: { tx: F.bneck, rxNode: ovsNode({ ovs: { datapaths: [{ name: 'ovs-netdev', type: 'netdev' }], portDrops: [], vswitchdCpuShare: 0.97 } }) },
+      status: 'limiting',
+      limit: 'cpu',
+    },
+    { name: 'kernel datapath: vswitchd CPU does not forward', c: { tx: F.bneck, rxNode: ovsNode({ ovs: { datapaths: [{ name: 'system@ovs-system', type: 'system' }], portDrops: [], vswitchdCpuShare: 0.97 } }) }, status: 'ok' },
+  ],
+  'ovs-tx-lost': [
+    {
+      name: 'datapath lost packets of a lossy flow',
+      c: { tx: F.loss, txNode: ovsNode({ ovs: { datapaths: [{ name: 'ovs-netdev', type: 'netdev', lost: 900, missed: 3 }], portDrops: [] } }) },
+      status: 'limiting',
+      limit: 'drops',
+    },
+    { name: 'upcall storm: suspect', c: { tx: F.base, txNode: ovsNode({ ovs: { datapaths: [{ name: 'ovs-netdev', missed: 4000, lost: 0 }], portDrops: [] } }) }, status: 'suspect', limit: 'cpu' },
+    { name: 'all hits', c: { tx: F.base, txNode: ovsNode({ ovs: { datapaths: [{ name: 'ovs-netdev', missed: 2, lost: 0 }], portDrops: [] } }) }, status: 'ok' },
+  ],
+  'ovs-rx-lost': [
+    { name: 'receiver datapath lost', c: { tx: F.base, rxNode: ovsNode({ ovs: { datapaths: [{ name: 'ovs-netdev', lost: 10 }], portDrops: [] } }) }, status: 'suspect', limit: 'drops' },
+    { name: 'receiver datapath fine', c: { tx: F.base, rxNode: ovsNode({ ovs: { datapaths: [{ name: 'ovs-netdev', lost: 0, missed: 0 }], portDrops: [] } }) }, status: 'ok' },
+  ],
+  'nic-tx': [
+    {
+      name: 'NIC tx drops with a lossy flow',
+      c: { tx: F.loss, txNode: node({ path: { ipDevice: 'eth0', nicDevice: 'eth0' }, devices: [devd('eth0', { txDropped: 500 }, { kind: 'physical', tso: true })] }) },
+      status: 'limiting',
+      limit: 'drops',
+    },
+    { name: 'TSO off on a physical NIC', c: { tx: F.base, txNode: node({ devices: [devd('eth0', {}, { kind: 'physical', tso: false })] }) }, status: 'suspect', limit: 'config' },
+    { name: 'queue stops', c: { tx: F.base, txNode: node({ devices: [devd('eth0', { txStop: 40 }, { kind: 'physical', tso: true })] }) }, status: 'suspect', limit: 'drops' },
+    { name: 'clean NIC', c: { tx: F.base, txNode: node({ devices: [devd('eth0', {}, { kind: 'physical', tso: true })] }) }, status: 'ok' },
+  ],
+  'link-rate': [
+    { name: '9.5 Gbit/s on a 10G NIC', c: { tx: synthFlow(SIG.base, { goodputBps: 9500 * MBIT }), txNode: node({ devices: [devd('eth0', {}, { speedBps: 10e9 })] }) }, status: 'limiting', limit: 'link_rate' },
+    { name: 'veth "10G" carrying 30 Gbit/s is not a real speed', c: { tx: synthFlow(SIG.base, { goodputBps: 30000 * MBIT }), txNode: node({ devices: [devd('eth0', {}, { speedBps: 10e9 })] }) }, status: 'ok' },
+  ],
+  'link-bottleneck': [
+    { name: 'bneck cubic: cwnd-limited, srtt 3 ms vs 0.13', c: { tx: F.bneck, txNode: node() }, status: 'limiting', limit: 'queue' },
+    { name: 'loss: cwnd collapsed, rtt at minimum, 400 retransmits/s', c: { tx: F.loss, txNode: node() }, status: 'limiting', limit: 'loss' },
+    {
+      name: 'queue explained by a saturated OVS on the sender: only suspect',
+      c: { tx: F.base, txNode: ovsNode({ ovs: { datapaths: [{ name: 'ovs-netdev', type: 'netdev' }], portDrops: [], vswitchdCpuShare: 0.99 } }) },
+      status: 'suspect',
+      limit: 'queue',
+    },
+    { name: 'pacing-capped flow', c: { tx: F.paceCubic, txNode: node() }, status: 'ok' },
+  ],
+  'rx-cpu': [
+    { name: 'RX CPU 98% softirq, squeezing', c: { tx: F.bneck, rxNode: node({ rxCpu: cpu(1, { softirqShare: 0.98, timeSqueeze: 300 }) }) }, status: 'limiting', limit: 'cpu' },
+    { name: 'RX CPU 18%', c: { tx: F.bneck, rxNode: node({ rxCpu: cpu(1, { softirqShare: 0.18 }) }) }, status: 'ok' },
+  ],
+  'rx-drops': [
+    { name: 'receiver NIC drops while the sender loses', c: { tx: F.loss, rxNode: node({ devices: [devd('eth0', { rxDropped: 900 })], rxCpu: cpu(0) }) }, status: 'limiting', limit: 'drops' },
+    { name: 'backlog drops but no loss at the sender: suspect', c: { tx: F.bneck, rxNode: node({ devices: [devd('eth0')], rxCpu: cpu(0, { softnetDropped: 21 }) }) }, status: 'suspect', limit: 'drops' },
+    { name: 'clean', c: { tx: F.bneck, rxNode: node({ devices: [devd('eth0')], rxCpu: cpu(0) }) }, status: 'ok' },
+  ],
+  'rx-internal-port': [
+    { name: 'b-int rx drops, lossy flow', c: { tx: F.loss, rxNode: ovsNode({ path: { ipDevice: 'b-int', nicDevice: 'wire-b', viaOvs: true }, devices: [devd('b-int', { rxDropped: 200 })] }) }, status: 'limiting', limit: 'drops' },
+    { name: 'b-int clean', c: { tx: F.loss, rxNode: ovsNode({ path: { ipDevice: 'b-int', nicDevice: 'wire-b', viaOvs: true }, devices: [devd('b-int')] }) }, status: 'ok' },
+  ],
+  'rx-tcp-drops': [
+    { name: 'TCPRcvQDrop rising, lossy flow', c: { tx: F.loss, rxNode: node({ tcpExt: { TCPRcvQDrop: 120, TCPBacklogDrop: 0 } }) }, status: 'limiting', limit: 'drops' },
+    { name: 'no receive drops', c: { tx: F.loss, rxNode: node({ tcpExt: { TCPRcvQDrop: 0, TCPOFOQueue: 50 } }) }, status: 'ok' },
+  ],
+  'rwnd-limited': [
+    { name: 'tcp_rmem max 8 KB at the receiver: rwnd_limited 94%', c: { tx: F.rwnd }, status: 'limiting', limit: 'rwnd' },
+    { name: 'veth: rwnd chrono only 45%, samples show the window closed', c: { tx: synthFlow(SIG.rwnd, { rwnd: 0.45 }) }, status: 'limiting', limit: 'rwnd' },
+    { name: 'bulk flow with a big window', c: { tx: F.bneck }, status: 'ok' },
+  ],
+};
+
+describe('every rule of the table has a test', () => {
+  it('CASES covers RULES exactly', () => {
+    expect(Object.keys(CASES).sort()).toEqual(RULES.map((r) => r.id).sort());
+  });
+  it('rule ids are unique and every rule documents what decides it', () => {
+    expect(new Set(RULES.map((r) => r.id)).size).toBe(RULES.length);
+    for (const r of RULES) expect(r.decides.length).toBeGreaterThan(10);
+  });
+});
+
+describe.each(Object.entries(CASES))('rule %s', (id, cases) => {
+  it.each(cases.map((c) => [c.name, c] as const))('%s', (_n, k) => {
+    const f = evalRule(id, k.c);
+    expect(f).toBeDefined();
+    expect(f?.status).toBe(k.status);
+    if (k.limit) expect(f?.limit).toBe(k.limit);
+    if (k.status !== 'ok') expect(f?.next.length).toBeGreaterThan(10);
+    expect(f?.score).toBeGreaterThanOrEqual(0);
+  });
+  it('says nothing without its data', () => {
+    expect(evalRule(id, {})).toBeUndefined();
+  });
+});
+
+describe('derived facts', () => {
+  it('rtt inflation and loss on the lab signatures', () => {
+    expect(rttInflated(F.bneck)).toBe(true);
+    expect(rttInflated(F.loss)).toBe(false);
+    expect(lossy(F.loss)).toBe(true);
+    expect(lossy(F.bneck)).toBe(false);
+    expect(lossy(F.spurious)).toBe(false); // 90% spurious: not loss
+  });
+  it('ranks limiting before suspect before ok, then by score', () => {
+    const mk = (rule: string, status: Status, score: number): Finding => ({ rule, hop: 'link', status, score, summary: '', evidence: {}, next: '' });
+    const r = rankFindings([mk('a', 'ok', 1), mk('b', 'suspect', 0.9), mk('c', 'limiting', 0.2), mk('d', 'limiting', 0.7)]);
+    expect(r.map((f) => f.rule)).toEqual(['d', 'c', 'b', 'a']);
+  });
+});
+
+// Synthetic versions of the lab matrix: the top finding must name the right limit and hop.
+describe('verdict on synthetic lab conditions', () => {
+  const ovs = ovsNode();
+  const veth = node({ path: { ipDevice: 'eth0', nicDevice: 'eth0' }, devices: [devd('eth0', {}, { kind: 'veth', speedBps: 10e9 })], qdiscs: [qd('eth0', 'noqueue')] });
+  const cases: Array<[string, string, string, FlowSummary, NodeSummary]> = [
+    ['pacing-capped cubic', 'tcp-tx', 'pacing_capped', F.paceCubic, ovs],
+    ['app-limited', 'socket-tx', 'app', F.app, veth],
+    ['rwnd-limited', 'socket-rx', 'rwnd', F.rwnd, ovs],
+    ['sndbuf-limited', 'socket-tx', 'sndbuf', F.sndbuf, veth],
+    ['bottleneck cubic', 'link', 'queue', F.bneck, ovs],
+    ['bottleneck bbr', 'link', 'queue', F.bneckBbr, veth],
+    ['loss cubic', 'link', 'loss', F.loss, veth],
+  ];
+  it.each(cases)('%s -> %s / %s', (_n, hop, limit, flow, n) => {
+    const v = diagnose({ sender: { flow, nodeSummary: n } });
+    expect(v.top?.hop).toBe(hop);
+    expect(v.top?.limit).toBe(limit);
+  });
+
+  it('an unconstrained BBR flow gets no limiting finding', () => {
+    const v = diagnose({ sender: { flow: F.baseBbr, nodeSummary: veth } });
+    expect(v.top).toBeUndefined();
+    expect(v.findings.filter((f) => f.status === 'limiting')).toEqual([]);
+  });
+
+  it('OVS base cubic: the internal port (OVS not draining it) is named, not the link', () => {
+    const n = ovsNode({ devices: [devd('a-int', { txDropped: 28 })] });
+    const v = diagnose({ sender: { flow: F.base, nodeSummary: n } });
+    expect(v.top?.hop).toBe('qdisc-tx');
+    expect(v.findings.find((f) => f.rule === 'link-bottleneck')?.status).toBe('suspect');
+  });
+
+  it('hops: OVS hops are n/a on a plain path, receiver hops need the peer', () => {
+    const v = diagnose({ sender: { flow: F.bneck, nodeSummary: veth } });
+    expect(v.hops.find((h) => h.hop === 'ovs-tx')?.status).toBe('n/a');
+    expect(v.hops.find((h) => h.hop === 'nic-rx')?.status).toBe('no data');
+    expect(v.hops.find((h) => h.hop === 'link')?.status).toBe('limiting');
+    expect(v.hops).toHaveLength(11);
+  });
+});
