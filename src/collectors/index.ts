@@ -6,6 +6,8 @@ import { softirqCollector } from './softirq';
 import { sysctlCollector } from './sysctl';
 import { netstatCollector } from './netstat';
 import { nodeCollector } from './node';
+import { nicCollector } from './nic';
+import { irqCollector } from './irq';
 
 export const ALL_COLLECTORS: readonly CollectorDef[] = [
   qdiscCollector,
@@ -13,4 +15,6 @@ export const ALL_COLLECTORS: readonly CollectorDef[] = [
   sysctlCollector,
   netstatCollector,
   nodeCollector,
+  nicCollector,
+  irqCollector,
 ];

@@ -1,0 +1,355 @@
+// Network device attributes from /sys/class/net/DEV (net/core/net-sysfs.c), kernel-interfaces.md §8.5–8.6.
+//
+// Pure parsers first (text → values), then the readers at the edge. Absent attributes are undefined, never
+// 0: a file that does not exist (older kernel, no such feature), or that the kernel refuses to read in the
+// device's current state (speed/duplex/carrier answer EINVAL while the link is down, xps_cpus ENOENT on a
+// single-queue device), is "not known". A file whose content does not parse is an error naming the file.
+
+import { promises as fs } from 'fs';
+import { under } from '../../core/paths';
+
+// ---------------------------------------------------------------------------------------------------
+// Pure parsers
+
+export class SysfsFormatError extends Error {
+  override readonly name = 'SysfsFormatError';
+  constructor(
+    readonly file: string,
+    detail: string,
+  ) {
+    super(`${file}: ${detail}`);
+  }
+}
+
+/** A decimal integer attribute ("1500\n", "-1\n"). */
+export function parseIntAttr(text: string, file: string): number {
+  const t = text.trim();
+  if (!/^-?\d+$/.test(t)) throw new SysfsFormatError(file, `expected an integer, got ${JSON.stringify(t.slice(0, 40))}`);
+  const n = Number(t);
+  if (!Number.isSafeInteger(n)) throw new SysfsFormatError(file, `integer ${t} is beyond 2^53`);
+  return n;
+}
+
+/** `speed` in Mb/s; -1 (SPEED_UNKNOWN printed as int) and 0 mean unknown. */
+export function parseSpeed(text: string, file: string): number | undefined {
+  const n = parseIntAttr(text, file);
+  return n <= 0 || n === 0xffffffff ? undefined : n;
+}
+
+export type Duplex = 'full' | 'half';
+/** `duplex`: "full", "half" or "unknown". */
+export function parseDuplex(text: string, file: string): Duplex | undefined {
+  const t = text.trim();
+  if (t === 'full' || t === 'half') return t;
+  if (t === 'unknown') return undefined;
+  throw new SysfsFormatError(file, `unexpected duplex ${JSON.stringify(t)}`);
+}
+
+/** RFC 2863 operstates as net-sysfs prints them (operstates[] in net/core/net-sysfs.c). */
+export const OPERSTATES = ['unknown', 'notpresent', 'down', 'lowerlayerdown', 'testing', 'dormant', 'up'] as const;
+export type Operstate = (typeof OPERSTATES)[number];
+export function parseOperstate(text: string, file: string): Operstate {
+  const t = text.trim();
+  if ((OPERSTATES as readonly string[]).includes(t)) return t as Operstate;
+  throw new SysfsFormatError(file, `unexpected operstate ${JSON.stringify(t)}`);
+}
+
+/**
+ * A CPU bitmap as the kernel prints it with %*pb: comma-separated 32-bit hex words, most significant word
+ * first ("00000000,0000000f"). Returns the CPU numbers that are set, ascending.
+ */
+export function parseCpuMask(text: string, file: string): number[] {
+  const t = text.trim();
+  if (!/^[0-9a-fA-F]+(,[0-9a-fA-F]+)*$/.test(t)) throw new SysfsFormatError(file, `not a hex CPU mask: ${JSON.stringify(t.slice(0, 40))}`);
+  const words = t.split(',').reverse();
+  const cpus: number[] = [];
+  for (let w = 0; w < words.length; w++) {
+    // Words are 32 bits, but a single-word mask may be shorter or (rarely, no commas) longer: walk nibbles.
+    const hex = words[w];
+    for (let i = 0; i < hex.length; i++) {
+      const nib = parseInt(hex[hex.length - 1 - i], 16);
+      for (let b = 0; b < 4; b++) if (nib & (1 << b)) cpus.push(w * 32 + i * 4 + b);
+    }
+  }
+  return cpus.sort((a, b) => a - b);
+}
+
+/** A CPU list as printed with %*pbl ("0-3,8,10-11"; empty for none). */
+export function parseCpuList(text: string, file: string): number[] {
+  const t = text.trim();
+  if (t === '') return [];
+  const out: number[] = [];
+  for (const part of t.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) throw new SysfsFormatError(file, `not a CPU list: ${JSON.stringify(t.slice(0, 60))}`);
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    if (b < a || b - a > 65536) throw new SysfsFormatError(file, `bad CPU range ${part}`);
+    for (let c = a; c <= b; c++) out.push(c);
+  }
+  return out;
+}
+
+/** Render CPUs as a compact list ("0-3,8"), the inverse of parseCpuList. */
+export function formatCpuList(cpus: readonly number[]): string {
+  const s = [...new Set(cpus)].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < s.length; ) {
+    let j = i;
+    while (j + 1 < s.length && s[j + 1] === s[j] + 1) j++;
+    parts.push(j === i ? String(s[i]) : `${s[i]}-${s[j]}`);
+    i = j + 1;
+  }
+  return parts.join(',');
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Records
+
+/** The files of /sys/class/net/DEV/statistics (struct rtnl_link_stats64, NETSTAT_ENTRY in net-sysfs.c). */
+export const NETDEV_STAT_FILES = [
+  'rx_packets',
+  'tx_packets',
+  'rx_bytes',
+  'tx_bytes',
+  'rx_errors',
+  'tx_errors',
+  'rx_dropped',
+  'tx_dropped',
+  'multicast',
+  'collisions',
+  'rx_length_errors',
+  'rx_over_errors',
+  'rx_crc_errors',
+  'rx_frame_errors',
+  'rx_fifo_errors',
+  'rx_missed_errors',
+  'tx_aborted_errors',
+  'tx_carrier_errors',
+  'tx_fifo_errors',
+  'tx_heartbeat_errors',
+  'tx_window_errors',
+  'rx_compressed',
+  'tx_compressed',
+  'rx_nohandler',
+] as const;
+export type NetdevStatName = (typeof NETDEV_STAT_FILES)[number];
+
+export interface NetdevAttrs {
+  name: string;
+  operstate?: Operstate;
+  /** 1 carrier up, 0 down; undefined when the device is administratively down (EINVAL). */
+  carrier?: number;
+  speedMbps?: number;
+  duplex?: Duplex;
+  mtu?: number;
+  txQueueLen?: number;
+  carrierChanges?: number;
+  carrierUpCount?: number;
+  carrierDownCount?: number;
+  stats: Partial<Record<NetdevStatName, number>>;
+}
+
+export interface RxQueueAttrs {
+  queue: number;
+  /** CPUs in rps_cpus; [] = RPS off. undefined if the file is missing (CONFIG_RPS off). */
+  rpsCpus?: number[];
+  rpsFlowCnt?: number;
+}
+
+export interface TxQueueAttrs {
+  queue: number;
+  xpsCpus?: number[];
+  xpsRxqs?: number[];
+  txTimeout?: number;
+  bqlLimit?: number;
+  bqlInflight?: number;
+}
+
+export interface NetdevQueues {
+  rx: RxQueueAttrs[];
+  tx: TxQueueAttrs[];
+}
+
+// ---------------------------------------------------------------------------------------------------
+// I/O edge
+
+/** errno codes that mean "this attribute has no value now" rather than a failure. */
+const ABSENT_CODES = new Set(['ENOENT', 'EINVAL', 'EOPNOTSUPP', 'ENODEV', 'ENODATA', 'ENOTDIR']);
+
+/** Read one small sysfs/procfs file; undefined when it is absent or has no value in this state. */
+export async function readAttr(file: string): Promise<string | undefined> {
+  try {
+    return await fs.readFile(file, 'latin1');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    // ENOTSUPP (524) has no libuv name.
+    if ((err.code && ABSENT_CODES.has(err.code)) || err.errno === -524) return undefined;
+    throw new Error(`reading ${file}: ${err.message}`);
+  }
+}
+
+async function intAttr(file: string): Promise<number | undefined> {
+  const t = await readAttr(file);
+  return t === undefined ? undefined : parseIntAttr(t, file);
+}
+
+export function netdevDir(sysfsRoot: string, dev: string): string {
+  return under(sysfsRoot, 'class', 'net', dev);
+}
+
+/**
+ * Attributes and statistics of one device. Returns null when the device directory is gone (the device
+ * disappeared after selection). Throws SysfsFormatError on content that does not parse.
+ */
+export async function readNetdevAttrs(sysfsRoot: string, dev: string): Promise<NetdevAttrs | null> {
+  const dir = netdevDir(sysfsRoot, dev);
+  const f = (n: string) => under(dir, n);
+  const [operstate, carrier, speed, duplex, mtu, txql, cc, cup, cdown] = await Promise.all([
+    readAttr(f('operstate')),
+    readAttr(f('carrier')),
+    readAttr(f('speed')),
+    readAttr(f('duplex')),
+    readAttr(f('mtu')),
+    readAttr(f('tx_queue_len')),
+    readAttr(f('carrier_changes')),
+    readAttr(f('carrier_up_count')),
+    readAttr(f('carrier_down_count')),
+  ]);
+  if (operstate === undefined && mtu === undefined) {
+    // Either the device vanished, or this is not a net device directory at all.
+    try {
+      await fs.access(dir);
+    } catch {
+      return null;
+    }
+    throw new SysfsFormatError(dir, 'has neither operstate nor mtu');
+  }
+  const statsDir = under(dir, 'statistics');
+  const values = await Promise.all(NETDEV_STAT_FILES.map((s) => intAttr(under(statsDir, s))));
+  const stats: Partial<Record<NetdevStatName, number>> = {};
+  NETDEV_STAT_FILES.forEach((s, i) => {
+    if (values[i] !== undefined) stats[s] = values[i];
+  });
+  return {
+    name: dev,
+    operstate: operstate === undefined ? undefined : parseOperstate(operstate, f('operstate')),
+    carrier: carrier === undefined ? undefined : parseIntAttr(carrier, f('carrier')),
+    speedMbps: speed === undefined ? undefined : parseSpeed(speed, f('speed')),
+    duplex: duplex === undefined ? undefined : parseDuplex(duplex, f('duplex')),
+    mtu: mtu === undefined ? undefined : parseIntAttr(mtu, f('mtu')),
+    txQueueLen: txql === undefined ? undefined : parseIntAttr(txql, f('tx_queue_len')),
+    carrierChanges: cc === undefined ? undefined : parseIntAttr(cc, f('carrier_changes')),
+    carrierUpCount: cup === undefined ? undefined : parseIntAttr(cup, f('carrier_up_count')),
+    carrierDownCount: cdown === undefined ? undefined : parseIntAttr(cdown, f('carrier_down_count')),
+    stats,
+  };
+}
+
+/** Parse a queue directory name ("rx-3" → {dir: 'rx', queue: 3}). */
+export function parseQueueDirName(name: string): { dir: 'rx' | 'tx'; queue: number } | undefined {
+  const m = /^(rx|tx)-(\d+)$/.exec(name);
+  return m ? { dir: m[1] as 'rx' | 'tx', queue: Number(m[2]) } : undefined;
+}
+
+export interface QueueReadOptions {
+  /** Also read BQL (byte_queue_limits/limit, inflight) and tx_timeout. */
+  txDetails?: boolean;
+}
+
+/** RPS/XPS settings (and optionally BQL) of every queue of a device; null when the device is gone. */
+export async function readNetdevQueues(sysfsRoot: string, dev: string, opts: QueueReadOptions = {}): Promise<NetdevQueues | null> {
+  const qdir = under(netdevDir(sysfsRoot, dev), 'queues');
+  let names: string[];
+  try {
+    names = await fs.readdir(qdir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    throw new Error(`listing ${qdir}: ${(e as Error).message}`);
+  }
+  const rx: Promise<RxQueueAttrs>[] = [];
+  const tx: Promise<TxQueueAttrs>[] = [];
+  for (const n of names) {
+    const q = parseQueueDirName(n);
+    if (!q) continue;
+    const d = under(qdir, n);
+    if (q.dir === 'rx') {
+      rx.push(
+        (async () => {
+          const [rps, flow] = await Promise.all([readAttr(under(d, 'rps_cpus')), readAttr(under(d, 'rps_flow_cnt'))]);
+          return {
+            queue: q.queue,
+            rpsCpus: rps === undefined ? undefined : parseCpuMask(rps, under(d, 'rps_cpus')),
+            rpsFlowCnt: flow === undefined ? undefined : parseIntAttr(flow, under(d, 'rps_flow_cnt')),
+          };
+        })(),
+      );
+    } else {
+      tx.push(
+        (async () => {
+          const [xps, xrq, tmo, lim, infl] = await Promise.all([
+            readAttr(under(d, 'xps_cpus')),
+            readAttr(under(d, 'xps_rxqs')),
+            opts.txDetails ? readAttr(under(d, 'tx_timeout')) : undefined,
+            opts.txDetails ? readAttr(under(d, 'byte_queue_limits', 'limit')) : undefined,
+            opts.txDetails ? readAttr(under(d, 'byte_queue_limits', 'inflight')) : undefined,
+          ]);
+          return {
+            queue: q.queue,
+            xpsCpus: xps === undefined ? undefined : parseCpuMask(xps, under(d, 'xps_cpus')),
+            xpsRxqs: xrq === undefined ? undefined : parseCpuMask(xrq, under(d, 'xps_rxqs')),
+            txTimeout: tmo === undefined ? undefined : parseIntAttr(tmo, under(d, 'tx_timeout')),
+            bqlLimit: lim === undefined ? undefined : parseIntAttr(lim, under(d, 'byte_queue_limits', 'limit')),
+            bqlInflight: infl === undefined ? undefined : parseIntAttr(infl, under(d, 'byte_queue_limits', 'inflight')),
+          };
+        })(),
+      );
+    }
+  }
+  const byQueue = <T extends { queue: number }>(a: T, b: T) => a.queue - b.queue;
+  return { rx: (await Promise.all(rx)).sort(byQueue), tx: (await Promise.all(tx)).sort(byQueue) };
+}
+
+/** Global RFS table size, /proc/sys/net/core/rps_sock_flow_entries. */
+export async function readRpsSockFlowEntries(procfsRoot: string): Promise<number | undefined> {
+  const f = under(procfsRoot, 'sys', 'net', 'core', 'rps_sock_flow_entries');
+  const t = await readAttr(f);
+  return t === undefined ? undefined : parseIntAttr(t, f);
+}
+
+const PCI_BDF_RE = /^[0-9a-f]{4,}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
+
+/**
+ * The bus device that owns a network device's interrupts and its MSI/MSI-X vectors (msi_irqs/, one entry
+ * per vector), kernel-interfaces.md §8.4. Starts at the realpath of DEV/device; if that is not itself a
+ * PCI function (virtio: virtioN), walks up to the nearest PCI function and stops there, so the MSI vectors
+ * of an upstream bridge or root port are never attributed to the NIC. undefined for devices without a bus
+ * device (virtual devices); msiIrqs is empty for legacy INTx or platform devices.
+ */
+export async function readDeviceIrqs(sysfsRoot: string, dev: string): Promise<{ busDevice: string; msiIrqs: number[] } | undefined> {
+  const link = under(netdevDir(sysfsRoot, dev), 'device');
+  let real: string;
+  try {
+    real = await fs.realpath(link);
+  } catch {
+    return undefined;
+  }
+  const listIrqs = async (d: string): Promise<number[] | undefined> => {
+    try {
+      const ents = await fs.readdir(under(d, 'msi_irqs'));
+      return ents.filter((e) => /^\d+$/.test(e)).map(Number).sort((a, b) => a - b);
+    } catch {
+      return undefined;
+    }
+  };
+  const own = await listIrqs(real);
+  if (own) return { busDevice: real, msiIrqs: own };
+  for (let d = real, depth = 0; depth < 4 && d.lastIndexOf('/') > 0; depth++) {
+    if (PCI_BDF_RE.test(d.slice(d.lastIndexOf('/') + 1))) {
+      return { busDevice: d, msiIrqs: (await listIrqs(d)) ?? [] };
+    }
+    d = d.slice(0, d.lastIndexOf('/'));
+  }
+  return { busDevice: real, msiIrqs: [] };
+}
