@@ -2,9 +2,9 @@
 // rtnetlink RTM_GETQDISC dump. node_exporter reports root qdiscs only and no fq xstats
 // (prior-art.md §0.4); fq `throttled` is the one signal that pacing is engaged.
 //
-// Every family carries device, kind, handle and parent ("root", "ingress" or "maj:min" as tc prints
-// it), so a root mq (whose counters are the sum of its children) and its children are told apart by
-// `parent`: sum over parent!="root" or take parent="root", never both. Devices with `noqueue` (loopback,
+// Every family carries device, kind, handle and parent ("root" or "maj:min" as tc prints it; ingress
+// and clsact hang off "ffff:fff1"), so a root mq (whose counters are the sum of its children) and its
+// children are told apart by `parent`: sum over parent!="root" or take parent="root", never both. Devices with `noqueue` (loopback,
 // veth, bridges, OVS internal ports) are reported with kind="noqueue" and counters that stay 0: packets
 // never wait there.
 

@@ -131,17 +131,16 @@ export function qdiscDumpRequest(): Buffer {
   return Buffer.alloc(TCMSG_LEN);
 }
 
-/** "800b:" / "1:10" like tc prints a handle; "root" and "ingress" for the special parents. */
+/** "800b:" / "1:10" like tc prints a handle. */
 export function formatHandle(h: number): string {
   const major = (h >>> 16).toString(16);
   const minor = h & 0xffff;
   return minor === 0 ? `${major}:` : `${major}:${minor.toString(16)}`;
 }
 
+/** "root" for TC_H_ROOT, else the handle as tc prints it (ingress/clsact: "ffff:fff1"). */
 export function formatParent(p: number): string {
-  if (p === TC_H_ROOT) return 'root';
-  if (p === TC_H_INGRESS) return 'ingress';
-  return formatHandle(p);
+  return p === TC_H_ROOT ? 'root' : formatHandle(p);
 }
 
 function need(a: AttrSpan, min: number, where: string): void {
