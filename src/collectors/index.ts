@@ -8,6 +8,7 @@ import { netstatCollector } from './netstat';
 import { nodeCollector } from './node';
 import { nicCollector } from './nic';
 import { irqCollector } from './irq';
+import { flowsCollector } from './flows';
 
 export const ALL_COLLECTORS: readonly CollectorDef[] = [
   qdiscCollector,
@@ -17,4 +18,5 @@ export const ALL_COLLECTORS: readonly CollectorDef[] = [
   nodeCollector,
   nicCollector,
   irqCollector,
+  flowsCollector,
 ];
