@@ -9,6 +9,7 @@ import { nodeCollector } from './node';
 import { nicCollector } from './nic';
 import { irqCollector } from './irq';
 import { flowsCollector } from './flows';
+import { ovsCollector } from './ovs';
 
 export const ALL_COLLECTORS: readonly CollectorDef[] = [
   qdiscCollector,
@@ -19,4 +20,5 @@ export const ALL_COLLECTORS: readonly CollectorDef[] = [
   nicCollector,
   irqCollector,
   flowsCollector,
+  ovsCollector,
 ];
