@@ -48,8 +48,8 @@ export const nicDriverStatsFlag = boolFlag(
 );
 export const nicDriverStatsIncludeFlag = regexFlag(
   'collector.nic.driver-stats-include',
-  '.*(drop|discard|miss|err|timeout|stop|wake|busy|restart|pause|no_buf|nobuf|fifo|over|fail).*',
-  'Regexp of `ethtool -S` counter names to export (the raw names, before the queue number is moved into the queue label). The default keeps the ones that explain drops and stalls.',
+  '.*(drop|discard|miss|err|timeout|stop|wake|busy|restart|pause|xoff|no_buf|nobuf|out_of_buffer|no_dma|fifo|over|fail|exceeded).*',
+  'Regexp of `ethtool -S` counter names to export (the raw names, before the queue number is moved into the queue label). The default keeps the ones that explain drops and stalls (incl. mlx5 rx_out_of_buffer, ixgbe rx_no_dma_resources, ENA *_allowance_exceeded, xoff pause counters).',
 );
 export const nicEthtoolPathFlag = stringFlag('collector.nic.ethtool-path', 'ethtool', 'ethtool binary used for driver-private counters (`ethtool -S`).', '<path>');
 export const nicDriverStatsTtlFlag = durationFlag(
