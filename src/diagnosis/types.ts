@@ -234,7 +234,7 @@ export interface OvsPortSnapshot {
   txDropped?: number;
 }
 
-export interface OvsSnapshot {
+export interface OvsEvidence {
   datapaths: OvsDatapathSnapshot[];
   ports: OvsPortSnapshot[];
   /** userspace datapath: upcalls (miss with success / failed upcall). */
@@ -252,7 +252,7 @@ export interface NodeSnapshot {
   devices: DeviceSnapshot[];
   qdiscs: QdiscSnapshot[];
   cpus: CpuSnapshot[];
-  ovs?: OvsSnapshot;
+  ovs?: OvsEvidence;
   /** /proc/net/netstat TcpExt counters by name. */
   tcpExt?: Record<string, number>;
   /** Sysctls by dotted name (net.ipv4.tcp_wmem = "4096 16384 4194304"). */

@@ -1,0 +1,163 @@
+// JSON API of the diagnosis: GET /api/flows and GET /api/diagnosis[?flow=...][&window=10s][&pin=SECONDS].
+//
+// /api/diagnosis?flow=ID is also what `flowpath diagnose --peer` calls on the other node (with the
+// reversed 4-tuple): a flow that is not sampled yet is pinned (sampled for `pin` seconds, default 300),
+// and the answer's `evidence` is this node's view of it (flow summary + node summary).
+
+import type { Express, Request, Response } from 'express';
+import { SelectorError, compileSelector } from '../sources/flowselect';
+import { addrToSockid } from '../sources/netlink/sockdiag';
+import { parseDuration } from '../core/flags';
+import type { FlowKey, Verdict } from './types';
+import { REASONS } from './types';
+import { Sampler, flowId, parseFlowId } from './sampler';
+
+export interface DiagnosisApiDeps {
+  /** The running sampler (the diagnosis collector's), or undefined when it is disabled. */
+  sampler: () => Sampler | undefined;
+  /** Name of this node in the answers (default: the hostname). */
+  node?: string;
+  /** Window when ?window= is not given (seconds). */
+  defaultWindowSeconds?: number;
+}
+
+/** inet_diag_msg-like facts for a FlowKey, so selectors can be evaluated on keys (state established). */
+export function keyMatcher(selector: string): (k: FlowKey) => boolean {
+  const c = compileSelector(selector);
+  return (k) => {
+    let src: ReturnType<typeof addrToSockid>;
+    let dst: ReturnType<typeof addrToSockid>;
+    try {
+      src = addrToSockid(k.localIp);
+      dst = addrToSockid(k.peerIp);
+    } catch {
+      return false;
+    }
+    const buf = Buffer.concat([src.bytes, dst.bytes]);
+    return c.matches({ family: src.family, state: 1, sport: k.localPort, dport: k.peerPort, buf, srcOff: 0, dstOff: 16 });
+  };
+}
+
+/** The parts of a verdict the API returns (the evidence is returned once, separately). */
+export function verdictJson(v: Verdict): object {
+  return { flow: v.flow ? flowId(v.flow) : null, top: v.top ?? null, hops: v.hops, findings: v.findings };
+}
+
+class BadRequest extends Error {}
+
+function windowOf(req: Request, def: number): number {
+  const w = req.query.window;
+  if (w === undefined) return def;
+  if (typeof w !== 'string') throw new BadRequest('window must be a duration like 10s');
+  try {
+    const s = /^\d+(\.\d+)?$/.test(w) ? Number(w) : parseDuration(w);
+    if (!(s > 0)) throw new Error('must be positive');
+    return s;
+  } catch (e) {
+    throw new BadRequest(`bad window "${w}": ${(e as Error).message}`);
+  }
+}
+
+export function mountDiagnosisApi(app: Express, deps: DiagnosisApiDeps): void {
+  const node = deps.node ?? require('os').hostname();
+  const defWindow = deps.defaultWindowSeconds ?? 10;
+  const noSampler = (res: Response) =>
+    res.status(503).json({ error: 'the diagnosis collector is disabled (--no-collector.diagnosis)' });
+
+  app.get('/api/flows', (_req, res) => {
+    const s = deps.sampler();
+    if (!s) return void noSampler(res);
+    const rows = new Map<string, Record<string, unknown>>();
+    for (const d of s.lastDiscovered) {
+      const id = flowId(d.key);
+      rows.set(id, {
+        id,
+        local_ip: d.key.localIp,
+        local_port: d.key.localPort,
+        peer_ip: d.key.peerIp,
+        peer_port: d.key.peerPort,
+        cookie: d.key.cookie ?? null,
+        watched: d.watched,
+        bytes_acked: d.bytesAcked,
+        bytes_received: d.bytesReceived,
+        bytes_per_second: d.bytesPerSecond ?? null,
+        sampled: false,
+      });
+    }
+    for (const f of s.flows()) {
+      const id = f.id;
+      const row = rows.get(id) ?? { id, local_ip: f.key.localIp, local_port: f.key.localPort, peer_ip: f.key.peerIp, peer_port: f.key.peerPort, cookie: f.key.cookie ?? null };
+      const total = REASONS.reduce((a, r) => a + f.classifier.total[r], 0);
+      Object.assign(row, {
+        sampled: f.goneAt === undefined,
+        closed: f.goneAt !== undefined,
+        sampled_because: [...f.reasons],
+        limited_seconds: f.classifier.total,
+        limited_share: Object.fromEntries(REASONS.map((r) => [r, total > 0 ? f.classifier.total[r] / total : 0])),
+        path: f.path ?? null,
+      });
+      rows.set(id, row);
+    }
+    res.json({ node, sample_rate_hz: s.opts.rateHz, sampler: s.stats, flows: [...rows.values()] });
+  });
+
+  app.get('/api/diagnosis', (req, res) => {
+    const s = deps.sampler();
+    if (!s) return void noSampler(res);
+    try {
+      const win = windowOf(req, defWindow);
+      const flowQ = req.query.flow;
+      if (flowQ !== undefined && typeof flowQ !== 'string') throw new BadRequest('flow must be a selector or a flow id');
+      const pinQ = req.query.pin;
+      const pinSeconds = pinQ === undefined ? 300 : Number(pinQ);
+      if (!Number.isFinite(pinSeconds) || pinSeconds < 0) throw new BadRequest('pin must be a number of seconds');
+      if (!flowQ) {
+        const flows = s
+          .flows()
+          .filter((f) => f.history.length >= 2)
+          .map((f) => {
+            const v = s.diagnose(f.key, win, undefined, node);
+            return { id: f.id, closed: f.goneAt !== undefined, ...verdictJson(v) };
+          });
+        res.json({ node, window_seconds: win, flows });
+        return;
+      }
+      const exact = parseFlowId(flowQ);
+      let key: FlowKey | undefined;
+      let pinned = false;
+      if (exact) {
+        const known = s.find(exact);
+        key = known?.key ?? exact;
+        if (!known || known.goneAt === undefined) pinned = pinSeconds > 0 && s.pin(key, pinSeconds);
+      } else {
+        let match: (k: FlowKey) => boolean;
+        try {
+          match = keyMatcher(flowQ);
+        } catch (e) {
+          if (e instanceof SelectorError) throw new BadRequest(e.message);
+          throw e;
+        }
+        // The sampled flow with the most history that matches, else the busiest discovered one.
+        const sampled = s.flows().filter((f) => match(f.key)).sort((a, b) => b.history.length - a.history.length);
+        key = sampled[0]?.key;
+        if (!key) {
+          const d = s.lastDiscovered.filter((x) => match(x.key)).sort((a, b) => (b.bytesPerSecond ?? 0) - (a.bytesPerSecond ?? 0))[0];
+          if (d) {
+            key = d.key;
+            pinned = pinSeconds > 0 && s.pin(key, pinSeconds);
+          }
+        }
+        if (!key) {
+          res.status(404).json({ error: `no flow matches "${flowQ}"` });
+          return;
+        }
+      }
+      const evidence = s.evidence(key, win, node);
+      const v = s.diagnose(key, win, undefined, node);
+      res.json({ node, id: flowId(key), window_seconds: win, pinned, ...verdictJson(v), evidence });
+    } catch (e) {
+      if (e instanceof BadRequest) res.status(400).json({ error: e.message });
+      else res.status(500).json({ error: (e as Error).message });
+    }
+  });
+}

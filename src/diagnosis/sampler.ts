@@ -1,0 +1,486 @@
+// The sampler: polls a few flows at --diagnosis.sample-rate with exact sock_diag lookups (one datagram
+// for all of them), classifies every interval (classify.ts), keeps a short history per flow and a ring
+// of node snapshots, and answers "what held this flow over the last N seconds, and where" (verdict.ts).
+//
+// Which flows: those matching --diagnosis.watch, plus the top --diagnosis.top flows by throughput
+// (found by a filtered full dump every --diagnosis.discover-interval), plus flows pinned by the API or
+// the diagnose command. Sources are interfaces so tests drive the sampler with fakes and a fake clock.
+
+import { FlowClassifier, IntervalResult } from './classify';
+import { HistoryEntry, summarizeFlow, summarizeNode } from './summarize';
+import type { ClassifyContext, DiagnosisInput, FlowKey, FlowSample, NodeSnapshot, PathDevices, ReasonSeconds, SideEvidence, Verdict } from './types';
+import { diagnose } from './verdict';
+import type { Logger } from '../core/log';
+import { StateLogger, nullLogger } from '../core/log';
+
+export interface DiscoveredFlow {
+  key: FlowKey;
+  bytesAcked: number;
+  bytesReceived: number;
+  /** Matches --diagnosis.watch. */
+  watched: boolean;
+}
+
+export interface FlowSource {
+  /** All candidate flows (established TCP), with the watch selector applied. */
+  discover(): Promise<DiscoveredFlow[]>;
+  /** Exact lookups; null where the socket is gone. `t`/`wallMs` stamp the samples. */
+  lookup(keys: readonly FlowKey[], t: number, wallMs: number): Promise<Array<FlowSample | null>>;
+  close(): void;
+}
+
+export interface NodeSource {
+  /** `t` is the sampler clock to stamp the snapshot with. */
+  snapshot(t: number): Promise<NodeSnapshot>;
+  pathFor(key: FlowKey): Promise<PathDevices>;
+  close(): void;
+}
+
+export interface SamplerOptions {
+  rateHz: number;
+  top: number;
+  maxFlows: number;
+  /** 0 = no discovery loop (only pinned flows are sampled). */
+  discoverIntervalMs: number;
+  nodeIntervalMs: number;
+  historySeconds: number;
+  /** How long a flow that left the top N keeps being sampled. */
+  topHoldMs: number;
+  /** How long the counters of a closed flow stay exported. */
+  goneGraceMs: number;
+}
+
+export const DEFAULT_SAMPLER_OPTIONS: SamplerOptions = {
+  rateHz: 20,
+  top: 3,
+  maxFlows: 16,
+  discoverIntervalMs: 2000,
+  nodeIntervalMs: 1000,
+  historySeconds: 120,
+  topHoldMs: 30000,
+  goneGraceMs: 120000,
+};
+
+export type WatchReason = 'watch' | 'top' | 'pinned';
+
+export interface Clock {
+  /** Monotonic milliseconds. */
+  now(): number;
+  wall(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(h: unknown): void;
+}
+
+export const realClock: Clock = {
+  now: () => performance.now(),
+  wall: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const h = setTimeout(fn, ms);
+    h.unref?.();
+    return h;
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export function flowId(k: FlowKey): string {
+  const h = (ip: string) => (ip.includes(':') ? `[${ip}]` : ip);
+  return `${h(k.localIp)}:${k.localPort}-${h(k.peerIp)}:${k.peerPort}`;
+}
+
+/** Parse a flow id ("1.1.1.3:40000-1.1.1.2:5201", IPv6 in brackets); undefined if it is not one. */
+export function parseFlowId(s: string): FlowKey | undefined {
+  const m = /^(\[[^\]]+\]|[^:[\]-]+):(\d{1,5})-(\[[^\]]+\]|[^:[\]-]+):(\d{1,5})$/.exec(s.trim());
+  if (!m) return undefined;
+  const ip = (x: string) => (x.startsWith('[') ? x.slice(1, -1) : x);
+  const lp = Number(m[2]);
+  const pp = Number(m[4]);
+  if (lp > 65535 || pp > 65535) return undefined;
+  return { localIp: ip(m[1]), localPort: lp, peerIp: ip(m[3]), peerPort: pp };
+}
+
+const sameTuple = (a: FlowKey, b: FlowKey) =>
+  a.localPort === b.localPort && a.peerPort === b.peerPort && a.localIp === b.localIp && a.peerIp === b.peerIp;
+
+export class Ring<T> {
+  private readonly items: T[] = [];
+  constructor(private readonly keep: (x: T, newest: T) => boolean) {}
+  push(x: T): void {
+    this.items.push(x);
+    let drop = 0;
+    while (drop < this.items.length - 1 && !this.keep(this.items[drop], x)) drop++;
+    if (drop > 0) this.items.splice(0, drop);
+  }
+  all(): readonly T[] {
+    return this.items;
+  }
+  get last(): T | undefined {
+    return this.items[this.items.length - 1];
+  }
+  get length(): number {
+    return this.items.length;
+  }
+}
+
+export interface WatchedFlow {
+  key: FlowKey;
+  id: string;
+  reasons: Set<WatchReason>;
+  classifier: FlowClassifier;
+  history: Ring<HistoryEntry>;
+  path?: PathDevices;
+  /** Sampler time the flow was last in the top N / pinned until. */
+  topUntil: number;
+  pinnedUntil: number;
+  /** Sampler time the socket was found gone. */
+  goneAt?: number;
+}
+
+export interface SamplerStats {
+  ticks: number;
+  lookups: number;
+  samplingSeconds: number;
+  overruns: number;
+  discoveries: number;
+  discoverySeconds: number;
+  nodeSnapshots: number;
+  nodeSeconds: number;
+  errors: Record<'lookup' | 'discover' | 'node' | 'path', number>;
+}
+
+export class Sampler {
+  private readonly flowsById = new Map<string, WatchedFlow>();
+  private readonly nodeRing: Ring<NodeSnapshot>;
+  private readonly prevBytes = new Map<string, number>();
+  private readonly states: StateLogger;
+  private timers: unknown[] = [];
+  private running = false;
+  private tickBusy = false;
+  readonly stats: SamplerStats = {
+    ticks: 0,
+    lookups: 0,
+    samplingSeconds: 0,
+    overruns: 0,
+    discoveries: 0,
+    discoverySeconds: 0,
+    nodeSnapshots: 0,
+    nodeSeconds: 0,
+    errors: { lookup: 0, discover: 0, node: 0, path: 0 },
+  };
+  /** Most recent discovery (for /api/flows). */
+  lastDiscovered: Array<DiscoveredFlow & { bytesPerSecond?: number }> = [];
+  lastError: Partial<Record<keyof SamplerStats['errors'], string>> = {};
+
+  constructor(
+    readonly opts: SamplerOptions,
+    private readonly flowSource: FlowSource,
+    private readonly nodeSource: NodeSource | null,
+    private readonly log: Logger = nullLogger,
+    private readonly clock: Clock = realClock,
+  ) {
+    const keepMs = opts.historySeconds * 1000;
+    this.nodeRing = new Ring<NodeSnapshot>((x, newest) => newest.t - x.t <= keepMs);
+    this.states = new StateLogger(log);
+  }
+
+  get intervalMs(): number {
+    return 1000 / this.opts.rateHz;
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Loops
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const loop = (fn: () => Promise<void>, everyMs: number, first = 0) => {
+      let next = this.clock.now() + first;
+      const run = () => {
+        if (!this.running) return;
+        void fn().finally(() => {
+          if (!this.running) return;
+          next += everyMs;
+          const now = this.clock.now();
+          if (next < now) {
+            // Fell behind (a slow round or a paused process): skip the missed rounds.
+            const missed = Math.floor((now - next) / everyMs) + 1;
+            if (fn === this.tickFn) this.stats.overruns += missed;
+            next += missed * everyMs;
+          }
+          this.timers.push(this.clock.setTimeout(run, next - now));
+        });
+      };
+      this.timers.push(this.clock.setTimeout(run, first));
+    };
+    if (this.opts.discoverIntervalMs > 0) loop(this.discoverFn, this.opts.discoverIntervalMs);
+    if (this.nodeSource) loop(this.nodeFn, this.opts.nodeIntervalMs);
+    loop(this.tickFn, this.intervalMs, 0);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    for (const t of this.timers) this.clock.clearTimeout(t);
+    this.timers = [];
+  }
+
+  close(): void {
+    void this.stop();
+    this.flowSource.close();
+    this.nodeSource?.close();
+  }
+
+  private readonly tickFn = () => this.tick();
+  private readonly discoverFn = () => this.discover();
+  private readonly nodeFn = () => this.snapshotNode();
+
+  // ------------------------------------------------------------------------------------------------
+  // One round of each loop (public: tests and the diagnose command call them directly)
+
+  /** Sample every active flow once. */
+  async tick(): Promise<void> {
+    if (this.tickBusy) {
+      this.stats.overruns++;
+      return;
+    }
+    this.tickBusy = true;
+    const t0 = process.hrtime.bigint();
+    try {
+      const active = [...this.flowsById.values()].filter((f) => f.goneAt === undefined);
+      if (active.length === 0) return;
+      const t = this.clock.now();
+      let samples: Array<FlowSample | null>;
+      try {
+        samples = await this.flowSource.lookup(
+          active.map((f) => f.key),
+          t,
+          this.clock.wall(),
+        );
+        this.states.report('diagnosis lookup', null);
+      } catch (e) {
+        this.stats.errors.lookup++;
+        this.lastError.lookup = (e as Error).message;
+        this.states.report('diagnosis lookup', e);
+        return;
+      }
+      this.stats.lookups += active.length;
+      active.forEach((f, i) => {
+        const s = samples[i];
+        if (!s) {
+          f.goneAt = t;
+          return;
+        }
+        const iv: IntervalResult | undefined = f.classifier.add(s);
+        f.history.push({ sample: s, interval: iv });
+      });
+    } finally {
+      this.stats.ticks++;
+      this.stats.samplingSeconds += Number(process.hrtime.bigint() - t0) / 1e9;
+      this.tickBusy = false;
+    }
+  }
+
+  /** Find watched and top flows; update the active set. */
+  async discover(): Promise<void> {
+    const t0 = process.hrtime.bigint();
+    const now = this.clock.now();
+    try {
+      let found: DiscoveredFlow[];
+      try {
+        found = await this.flowSource.discover();
+        this.states.report('diagnosis discovery', null);
+      } catch (e) {
+        this.stats.errors.discover++;
+        this.lastError.discover = (e as Error).message;
+        this.states.report('diagnosis discovery', e);
+        return;
+      }
+      const seconds = this.opts.discoverIntervalMs / 1000;
+      const rated = found.map((d) => {
+        const id = flowId(d.key) + '#' + (d.key.cookie ?? '');
+        const total = d.bytesAcked + d.bytesReceived;
+        const prev = this.prevBytes.get(id);
+        // A flow seen for the first time is ranked by its bytes so far over one interval (a lower bound
+        // of its rate when it is new), so that a fresh bulk flow is picked up by the first discovery.
+        return { ...d, id, bytesPerSecond: Math.max(0, total - (prev ?? 0)) / seconds, total };
+      });
+      this.prevBytes.clear();
+      for (const r of rated) this.prevBytes.set(r.id, r.total);
+      this.lastDiscovered = rated.map(({ key, bytesAcked, bytesReceived, watched, bytesPerSecond }) => ({ key, bytesAcked, bytesReceived, watched, bytesPerSecond }));
+
+      for (const d of rated) if (d.watched) this.ensure(d.key, 'watch', now);
+      const top = rated
+        .filter((d) => !d.watched && (d.bytesPerSecond ?? 0) > 0)
+        .sort((a, b) => (b.bytesPerSecond ?? 0) - (a.bytesPerSecond ?? 0))
+        .slice(0, this.opts.top);
+      for (const d of top) {
+        const f = this.ensure(d.key, 'top', now);
+        if (f) f.topUntil = now + this.opts.topHoldMs;
+      }
+      // A socket that reappears with a new cookie on the same 4-tuple is a new flow.
+      for (const f of this.flowsById.values()) {
+        const still = rated.find((d) => sameTuple(d.key, f.key));
+        if (still && f.key.cookie !== undefined && still.key.cookie !== undefined && still.key.cookie !== f.key.cookie) f.goneAt ??= now;
+        if (f.reasons.has('watch') && !rated.some((d) => d.watched && sameTuple(d.key, f.key))) f.reasons.delete('watch');
+      }
+      this.expire(now);
+    } finally {
+      this.stats.discoveries++;
+      this.stats.discoverySeconds += Number(process.hrtime.bigint() - t0) / 1e9;
+    }
+  }
+
+  async snapshotNode(): Promise<void> {
+    if (!this.nodeSource) return;
+    const t0 = process.hrtime.bigint();
+    try {
+      const snap = await this.nodeSource.snapshot(this.clock.now());
+      this.nodeRing.push(snap);
+      this.states.report('diagnosis node snapshot', null);
+    } catch (e) {
+      this.stats.errors.node++;
+      this.lastError.node = (e as Error).message;
+      this.states.report('diagnosis node snapshot', e);
+    } finally {
+      this.stats.nodeSnapshots++;
+      this.stats.nodeSeconds += Number(process.hrtime.bigint() - t0) / 1e9;
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // The active set
+
+  private ensure(key: FlowKey, why: WatchReason, now: number): WatchedFlow | undefined {
+    const id = flowId(key);
+    let f = this.flowsById.get(id);
+    if (f && f.goneAt !== undefined) {
+      // Discovery found the 4-tuple alive again, or a pin names another cookie: a new socket. Start over
+      // (its counters restart, as a Prometheus counter may). A pin of the closed flow itself keeps it, so
+      // its history can still be diagnosed.
+      const newSocket = why !== 'pinned' || (key.cookie !== undefined && key.cookie !== f.key.cookie);
+      if (!newSocket) return f;
+      this.flowsById.delete(id);
+      f = undefined;
+    }
+    if (!f) {
+      const active = [...this.flowsById.values()].filter((x) => x.goneAt === undefined).length;
+      if (active >= this.opts.maxFlows) {
+        this.states.report('diagnosis max flows', new Error(`more than --diagnosis.max-flows=${this.opts.maxFlows} flows to sample; ${flowId(key)} left out`));
+        return undefined;
+      }
+      const keepMs = this.opts.historySeconds * 1000;
+      f = {
+        key,
+        id,
+        reasons: new Set(),
+        classifier: new FlowClassifier(() => this.classifyContext(id)),
+        history: new Ring<HistoryEntry>((x, newest) => newest.sample.t - x.sample.t <= keepMs),
+        topUntil: 0,
+        pinnedUntil: 0,
+      };
+      this.flowsById.set(id, f);
+      void this.resolvePath(f);
+    } else if (key.cookie !== undefined && f.key.cookie === undefined) {
+      f.key = key;
+    }
+    f.reasons.add(why);
+    return f;
+  }
+
+  private async resolvePath(f: WatchedFlow): Promise<void> {
+    if (!this.nodeSource) return;
+    try {
+      f.path = await this.nodeSource.pathFor(f.key);
+    } catch (e) {
+      this.stats.errors.path++;
+      this.lastError.path = (e as Error).message;
+      this.states.report('diagnosis path lookup', e);
+    }
+  }
+
+  /** Drop flows that are no longer watched, top or pinned, and closed flows after the grace period. */
+  private expire(now: number): void {
+    for (const [id, f] of this.flowsById) {
+      if (f.reasons.has('top') && f.topUntil < now) f.reasons.delete('top');
+      if (f.reasons.has('pinned') && f.pinnedUntil < now) f.reasons.delete('pinned');
+      if (f.goneAt !== undefined ? now - f.goneAt > this.opts.goneGraceMs : f.reasons.size === 0) this.flowsById.delete(id);
+    }
+  }
+
+  /** Sample this flow for the next `seconds` (API / diagnose). Returns false when over --max-flows. */
+  pin(key: FlowKey, seconds: number): boolean {
+    const now = this.clock.now();
+    const f = this.ensure(key, 'pinned', now);
+    if (!f) return false;
+    f.pinnedUntil = Math.max(f.pinnedUntil, now + seconds * 1000);
+    return true;
+  }
+
+  flows(): WatchedFlow[] {
+    return [...this.flowsById.values()];
+  }
+
+  find(key: FlowKey): WatchedFlow | undefined {
+    return this.flowsById.get(flowId(key));
+  }
+
+  latestNode(): NodeSnapshot | undefined {
+    return this.nodeRing.last;
+  }
+
+  private classifyContext(id?: string): ClassifyContext {
+    const n = this.nodeRing.last;
+    if (!n) return {};
+    const lob = Number(n.sysctl?.['net.ipv4.tcp_limit_output_bytes']);
+    const f = id ? this.flowsById.get(id) : undefined;
+    const egress = f?.path?.nicDevice ?? f?.path?.ipDevice;
+    const q = egress ? n.qdiscs.find((x) => x.device === egress && x.root) : undefined;
+    return { tcpLimitOutputBytes: Number.isFinite(lob) && lob > 0 ? lob : undefined, fqOnEgress: q?.kind === 'fq' };
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // Answers
+
+  /** Cumulative limited seconds per reason of every exported flow. */
+  totals(): Array<{ key: FlowKey; reasons: ReasonSeconds }> {
+    return this.flows().map((f) => ({ key: f.key, reasons: f.classifier.total }));
+  }
+
+  /** This node's evidence about a flow over the last `windowSeconds`. */
+  evidence(key: FlowKey, windowSeconds: number, nodeName?: string): SideEvidence {
+    const f = this.find(key);
+    const out: SideEvidence = { node: nodeName };
+    const now = this.clock.now();
+    let fromT = now - windowSeconds * 1000;
+    if (f) {
+      const all = f.history.all();
+      // The window starts at the last sample at or before fromT (the baseline of the first interval).
+      let i = all.findIndex((e) => e.sample.t >= fromT);
+      if (i < 0) i = all.length;
+      const start = Math.max(0, i - 1);
+      const entries = all.slice(start);
+      if (entries.length >= 2) {
+        out.flow = summarizeFlow(f.key, entries);
+        fromT = entries[0].sample.t;
+      }
+    }
+    const snaps = this.nodeRing.all();
+    if (snaps.length >= 2) {
+      let from = snaps[0];
+      for (const s of snaps) if (s.t <= fromT) from = s;
+      const to = snaps[snaps.length - 1];
+      if (to !== from) out.nodeSummary = summarizeNode(from, to, f?.path ?? {});
+    }
+    return out;
+  }
+
+  /** The verdict for a flow from this node's evidence, joined with the peer's when given. */
+  diagnose(key: FlowKey, windowSeconds: number, peer?: SideEvidence, nodeName?: string): Verdict {
+    const local = this.evidence(key, windowSeconds, nodeName);
+    return diagnose(joinEvidence(local, peer));
+  }
+}
+
+/** Put local and peer evidence on the sender/receiver sides by which end sent the bytes. */
+export function joinEvidence(local: SideEvidence, peer?: SideEvidence): DiagnosisInput {
+  const localIsSender = local.flow ? local.flow.role === 'sender' : peer?.flow ? peer.flow.role !== 'sender' : true;
+  return localIsSender ? { sender: local, receiver: peer } : { sender: peer, receiver: local };
+}
