@@ -10,6 +10,7 @@ import { nicCollector } from './nic';
 import { irqCollector } from './irq';
 import { flowsCollector } from './flows';
 import { ovsCollector } from './ovs';
+import { diagnosisCollector } from './diagnosis';
 
 export const ALL_COLLECTORS: readonly CollectorDef[] = [
   qdiscCollector,
@@ -21,4 +22,5 @@ export const ALL_COLLECTORS: readonly CollectorDef[] = [
   irqCollector,
   flowsCollector,
   ovsCollector,
+  diagnosisCollector,
 ];
