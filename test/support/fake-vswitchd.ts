@@ -25,6 +25,9 @@ export class FakeVswitchd {
   readonly calls: string[][] = [];
   /** When true, requests are read but never answered. */
   hang = false;
+  /** Most requests that were waiting for a reply at the same time (1 = the client never pipelines). */
+  maxOutstanding = 0;
+  private outstanding = 0;
   private server: net.Server | null = null;
   private readonly conns = new Set<net.Socket>();
 
@@ -87,6 +90,8 @@ export class FakeVswitchd {
         const req = JSON.parse(buf.slice(0, end)) as { method: string; params: string[]; id: number };
         buf = buf.slice(end);
         this.calls.push([req.method, ...req.params]);
+        this.outstanding++;
+        this.maxOutstanding = Math.max(this.maxOutstanding, this.outstanding);
         if (this.hang) continue;
         void this.reply(c, req);
       }
@@ -105,11 +110,13 @@ export class FakeVswitchd {
     const bytes = Buffer.from(JSON.stringify(msg));
     const n = this.opts.chunkBytes;
     if (!n) {
+      this.outstanding--;
       c.write(bytes);
       return;
     }
     for (let off = 0; off < bytes.length; off += n) {
       if (c.destroyed) return;
+      if (off + n >= bytes.length) this.outstanding--;
       c.write(bytes.subarray(off, off + n));
       await new Promise((r2) => setImmediate(r2));
     }
