@@ -298,22 +298,16 @@ export async function listDevices(sysfsRoot: string, opts: SelectOptions = {}): 
   const present = rows.filter((r): r is NonNullable<typeof r> => r !== null);
   for (const k of [...c.keys()]) if (!present.some((r) => r.name === k)) c.delete(k);
 
+  // Link kinds are asked of the lookup on every call (the live lookup caches them per ifindex), so the
+  // answer always comes from the lookup the caller chose.
   const lookup = opts.linkKinds === undefined ? (sysfsRoot === '/sys' ? liveLinkKinds() : null) : opts.linkKinds;
-  const open = present.filter((r) => !settledBySysfs(r.hit.facts) && r.hit.facts.kind === undefined);
-  if (lookup && open.length > 0) {
-    const kinds = await lookup.kinds(open.map((r) => r.ifindex));
-    for (const r of open) {
-      const k = kinds.get(r.ifindex);
-      if (k !== undefined) r.hit.facts = { ...r.hit.facts, kind: k ?? '' };
-    }
-  }
-  return present.map((r) => ({
-    name: r.name,
-    ifindex: r.ifindex,
-    class: classifyDevice(r.hit.facts),
-    kind: r.hit.facts.kind || undefined,
-    driver: r.hit.driver,
-  }));
+  const open = present.filter((r) => !settledBySysfs(r.hit.facts));
+  const kinds = lookup && open.length > 0 ? await lookup.kinds(open.map((r) => r.ifindex)) : new Map<number, string | null>();
+  return present.map((r) => {
+    const kind = kinds.get(r.ifindex) ?? undefined;
+    const facts = kind === undefined ? r.hit.facts : { ...r.hit.facts, kind };
+    return { name: r.name, ifindex: r.ifindex, class: classifyDevice(facts), kind, driver: r.hit.driver };
+  });
 }
 
 /** Pure selection rule (see the header of this file). */
