@@ -28,6 +28,7 @@ import { userHz } from '../sources/procfs/cpuinfo';
 import type { OvsReader, OvsSnapshot as OvsSourceSnapshot } from '../sources/ovs/snapshot';
 import { latestOvsInternalPorts } from '../sources/ovs/internal-ports';
 import { isInternalType } from '../sources/ovs/parse-dpif';
+import { VSWITCHD, parsePidFile } from '../sources/ovs/discover';
 import type {
   CpuSnapshot,
   DeviceSnapshot,
@@ -446,7 +447,14 @@ export class LiveNodeSource implements NodeSource {
 
   /** CPU seconds of ovs-vswitchd so far, read at every snapshot (its datapath counters are slower). */
   private vswitchdCpuSeconds(errors: string[]): number | undefined {
-    const pid = this.o.ovs?.client.endpoint?.pid;
+    const ep = this.o.ovs?.client.endpoint;
+    if (!ep) return undefined;
+    let pid = ep.pid;
+    if (!pid) {
+      // Found through --ovs.unixctl: the daemon's pid file usually sits next to its control socket.
+      const text = readProcTextOptional(path.join(path.dirname(ep.path), `${VSWITCHD}.pid`));
+      if (text) pid = parsePidFile(text, `${VSWITCHD}.pid`);
+    }
     if (!pid) return undefined;
     try {
       const text = readProcTextOptional(path.join(this.o.procfs, String(pid), 'stat'));

@@ -23,6 +23,8 @@ export const TSQ_SHARE = 0.75;
 export const DEFAULT_LIMIT_OUTPUT_BYTES = 4 * 1024 * 1024;
 /** Overhead of an skb besides its payload (sk_buff + skb_shared_info, rounded), for truesize. */
 export const SKB_OVERHEAD = 1024;
+/** net.ipv4.tcp_min_tso_segs default. */
+export const MIN_TSO_SEGS = 2;
 /** GSO size limit of one TCP skb (gso_max_size default). */
 export const GSO_MAX = 65536;
 
@@ -41,6 +43,19 @@ export function bytesOut(s: FlowSample): number | undefined {
   if (s.wqueue !== undefined && s.notsentBytes !== undefined) return Math.max(0, s.wqueue - s.notsentBytes);
   if (s.unacked !== undefined) return s.unacked * mssOf(s);
   return undefined;
+}
+
+/**
+ * Segments of cwnd room below which the flow waits for the cwnd: tcp_write_xmit() sends an skb of up to
+ * min(tso_segs, cwnd/2) segments (tcp_cwnd_test()), and tcp_tso_should_defer() holds a smaller one back
+ * for more room; tso_segs follows tcp_tso_autosize() (~1 ms at the pacing rate, 2..64 KiB). At least
+ * CWND_FULL_SHARE of cwnd, at least one segment.
+ */
+export function cwndSlack(s: FlowSample): number {
+  const cwnd = s.cwnd ?? 0;
+  const mss = mssOf(s);
+  const tsoSegs = Math.min(Math.floor(GSO_MAX / mss), Math.max(MIN_TSO_SEGS, Math.floor((s.pacingRate ?? 0) / 2 ** PACING_SHIFT / mss)));
+  return Math.max(1, Math.floor(cwnd * CWND_FULL_SHARE), Math.min(tsoSegs, Math.floor(cwnd / 2)));
 }
 
 /** Whether the kernel enforces the pacing rate for this socket (§2.3). */
@@ -97,10 +112,7 @@ export function sampledState(s: FlowSample, ctx: ClassifyContext = {}): SampledS
   const out = bytesOut(s);
   if (s.sndWnd !== undefined && out !== undefined && s.sndWnd - out < mss) return 'rwnd';
   const fl = inFlight(s);
-  if (fl !== undefined && s.cwnd !== undefined && s.cwnd > 0) {
-    const slack = Math.max(1, Math.floor(s.cwnd * CWND_FULL_SHARE));
-    if (s.cwnd - fl < slack) return 'cwnd';
-  }
+  if (fl !== undefined && s.cwnd !== undefined && s.cwnd > 0 && s.cwnd - fl < cwndSlack(s)) return 'cwnd';
   if (atTsqLimit(s, ctx)) return 'tsq';
   if (pacingEnforced(s, ctx)) return pacingCapped(s) ? 'pacing_capped' : 'pacing';
   return 'unclassified';

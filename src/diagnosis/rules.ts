@@ -92,9 +92,29 @@ export function rttInflated(f: FlowSummary | undefined): boolean {
   return f.medianRttUs >= T.rttInflation * f.minRttUs && f.medianRttUs - f.minRttUs >= T.rttInflationMinUs;
 }
 
-/** The sender is held by its congestion window (the question is then: which hop sets the cwnd). */
+/**
+ * Share of time the sender's rate was set by the path: cwnd-limited, or (BBR) pacing at its estimate of
+ * the bottleneck bandwidth, which is BBR's way of being held by the path.
+ */
+export function pathShare(f: FlowSummary | undefined): number {
+  if (!f) return 0;
+  return share(f, 'cwnd') + (f.cc === 'bbr' ? share(f, 'pacing') : 0);
+}
+
+/** The sender is held by the path (the question is then: which hop sets the cwnd / the BBR rate). */
 export function cwndBound(c: RuleContext): boolean {
-  return share(c.tx, 'cwnd') >= T.cwndShare;
+  return pathShare(c.tx) >= T.cwndShare;
+}
+
+/**
+ * The send buffer is smaller than the path's bandwidth-delay product (median delivery rate × median
+ * srtt) and the writer was seen blocked on it: then the idle and "nothing unsent" time is the buffer's
+ * doing (the queue drains while the writer waits for space), not the application's.
+ */
+export function sndbufSmall(f: FlowSummary | undefined): boolean {
+  if (!f?.last.skmem || f.medianDeliveryRate === undefined || f.medianRttUs === undefined) return false;
+  const bdp = (f.medianDeliveryRate * f.medianRttUs) / 1e6;
+  return share(f, 'sndbuf') >= T.suspectShare / 2 && f.last.skmem.sndbuf < bdp;
 }
 
 function dev(n: NodeSummary | undefined, name: string | undefined): DeviceDelta | undefined {
@@ -255,7 +275,9 @@ export const RULES: readonly Rule[] = [
     evaluate({ tx }) {
       if (!tx || tx.role !== 'sender') return undefined;
       const x = share(tx, 'idle', 'app');
-      const status = byShare(x, T.limitingShare, T.suspectShare);
+      let status = byShare(x, T.limitingShare, T.suspectShare);
+      // A writer waiting on a send buffer smaller than the BDP looks idle too: see sndbuf-limited.
+      if (status === 'limiting' && sndbufSmall(tx)) status = 'suspect';
       return {
         status,
         limit: status === 'ok' ? undefined : 'app',
@@ -284,10 +306,12 @@ export const RULES: readonly Rule[] = [
     decides: 'Δsndbuf_limited (exact) + samples with notsent < MSS and skmem w ≥ tb (sampled)',
     evaluate({ tx, txNode }) {
       if (!tx || tx.role !== 'sender') return undefined;
-      const x = share(tx, 'sndbuf');
+      const small = sndbufSmall(tx);
+      // With a buffer below the BDP, the time the writer was idle or had nothing unsent is the buffer's.
+      const x = small ? share(tx, 'sndbuf', 'app', 'idle') : share(tx, 'sndbuf');
       const status = byShare(x, T.sndbufLimitingShare, T.suspectShare / 2);
       const bdp =
-        tx.medianDeliveryRate !== undefined && tx.minRttUs !== undefined ? Math.round((tx.medianDeliveryRate * tx.minRttUs) / 1e6) : undefined;
+        tx.medianDeliveryRate !== undefined && tx.medianRttUs !== undefined ? Math.round((tx.medianDeliveryRate * tx.medianRttUs) / 1e6) : undefined;
       const wmem = txNode?.sysctl['net.ipv4.tcp_wmem'];
       return {
         status,
@@ -298,7 +322,9 @@ export const RULES: readonly Rule[] = [
             ? `the send buffer did not block the writer (${fmtPct(x)})`
             : `the writer was blocked on a full send buffer ${fmtPct(x)} of the time (sndbuf ${fmtBytes(tx.last.skmem?.sndbuf)})`,
         evidence: flowEvidence(tx, {
-          sndbuf_pct: pct(x),
+          sndbuf_pct: pct(share(tx, 'sndbuf')),
+          sndbuf_below_bdp: small,
+          attributed_pct: pct(x),
           sndbuf_limited_chrono_pct: pct(tx.seconds > 0 ? tx.exactReasons.sndbuf / tx.seconds : 0),
           wmem_queued_bytes: orNull(tx.last.skmem?.wmemQueued),
           sndbuf_bytes: orNull(tx.last.skmem?.sndbuf),
@@ -532,13 +558,13 @@ export const RULES: readonly Rule[] = [
       return {
         status,
         limit: status === 'ok' ? undefined : 'drops',
-        score: status === 'limiting' ? share(tx, 'cwnd') * (0.5 + 0.5 * Math.min(1, drops / Math.max(1, lossSegs(tx)))) : 0.2,
+        score: status === 'limiting' ? pathShare(tx) * (0.5 + 0.5 * Math.min(1, drops / Math.max(1, lossSegs(tx)))) : 0.2,
         summary: `${txNode?.path.ipDevice}: ${drops} TX drops in the window`,
         evidence: {
           device: txNode?.path.ipDevice ?? null,
           tx_dropped: drops,
           flow_loss_segs: tx ? lossSegs(tx) : null,
-          flow_cwnd_pct: pct(share(tx, 'cwnd')),
+          flow_path_bound_pct: pct(pathShare(tx)),
           srtt_ms: ms(tx?.medianRttUs),
           min_rtt_ms: ms(tx?.minRttUs),
         },
@@ -564,9 +590,9 @@ export const RULES: readonly Rule[] = [
         return {
           status,
           limit: status === 'ok' ? undefined : 'cpu',
-          score: status === 'limiting' ? Math.max(share(c.tx, 'cwnd'), 0.5) : 0.2,
+          score: status === 'limiting' ? Math.max(pathShare(c.tx), 0.5) : 0.2,
           summary: `ovs-vswitchd used ${fmtPct(share_)} of a CPU${userspace ? ' (userspace datapath forwards in its threads)' : ''}`,
-          evidence: { vswitchd_cpu_pct: pct(share_), userspace_datapath: userspace, flow_cwnd_pct: pct(share(c.tx, 'cwnd')) },
+          evidence: { vswitchd_cpu_pct: pct(share_), userspace_datapath: userspace, flow_path_bound_pct: pct(pathShare(c.tx)) },
           next: 'ovs-appctl dpif-netdev/pmd-stats-show (cycles per packet), pmd-rxq-show; give the datapath more PMD threads/cores or use the kernel datapath.',
         };
       },
@@ -589,7 +615,7 @@ export const RULES: readonly Rule[] = [
         return {
           status,
           limit: status === 'ok' ? undefined : lost > 0 ? 'drops' : 'cpu',
-          score: status === 'limiting' ? share(c.tx, 'cwnd') * 0.9 : 0.15,
+          score: status === 'limiting' ? pathShare(c.tx) * 0.9 : 0.15,
           summary: `datapath lost ${lost}, missed ${missed} (${perSec.toFixed(1)}/s upcalls)`,
           evidence: { lost, missed, upcalls_per_second: Math.round(perSec * 10) / 10, datapaths: n.ovs.datapaths.map((d) => d.name).join(',') },
           next: 'ovs-appctl dpctl/show -s (lost), upcall/show (flow limit), coverage/show | grep upcall; a flow-table churn or flow limit sends packets to userspace.',
@@ -619,7 +645,7 @@ export const RULES: readonly Rule[] = [
       return {
         status,
         limit: status === 'limiting' ? 'drops' : status === 'suspect' ? (tsoOff && !drops && !stops ? 'config' : 'drops') : undefined,
-        score: status === 'limiting' ? share(tx, 'cwnd') * 0.9 : 0.15,
+        score: status === 'limiting' ? pathShare(tx) * 0.9 : 0.15,
         summary: `${name}: ${drops ?? '?'} TX drops/errors, ${stops} queue stops${tsoOff ? ', TSO off' : ''}`,
         evidence: {
           device: name,
@@ -640,10 +666,11 @@ export const RULES: readonly Rule[] = [
     hop: 'link',
     title: 'The flow fills the link',
     basis: 'exact',
-    decides: 'goodput over the window vs the NIC speed (sysfs speed)',
+    decides: 'goodput over the window vs the speed of the physical NIC (sysfs speed)',
     evaluate({ tx, txNode }) {
       const d = dev(txNode, txNode?.path.nicDevice);
-      const speed = d?.snapshot.speedBps;
+      // Only a physical port has a real speed (veth and tap report a nominal 10 Gbit/s).
+      const speed = d?.snapshot.kind === 'physical' ? d.snapshot.speedBps : undefined;
       if (!tx || tx.role !== 'sender' || !speed || tx.goodputBps === undefined) return undefined;
       const util = (tx.goodputBps * 8) / speed;
       // A goodput above the advertised speed (veth, tap) means the speed is not a real limit.
@@ -667,7 +694,7 @@ export const RULES: readonly Rule[] = [
     evaluate(c) {
       const { tx } = c;
       if (!tx || tx.role !== 'sender') return undefined;
-      const x = share(tx, 'cwnd');
+      const x = pathShare(tx);
       const queue = rttInflated(tx);
       const loss = lossy(tx);
       const drops = localDrops(c);
@@ -685,9 +712,9 @@ export const RULES: readonly Rule[] = [
         summary:
           status === 'ok'
             ? `no sign of a bottleneck beyond the host (cwnd-limited ${fmtPct(x)}, srtt ${ms(tx.medianRttUs)} ms vs min ${ms(tx.minRttUs)} ms, loss ${fmtPct(lossRatio(tx))})`
-            : `cwnd-limited ${fmtPct(x)} of the time with ${queue ? `a queue (srtt ${ms(tx.medianRttUs)} ms vs min ${ms(tx.minRttUs)} ms)` : ''}${queue && loss ? ' and ' : ''}${loss ? `loss (${fmtPct(lossRatio(tx))} of bytes retransmitted)` : ''}${hostExplains ? `; host counters point at ${[...new Set([...queues, ...dropHops])].join(', ')}` : '; no host counter explains it'}`,
+            : `${tx.cc === 'bbr' ? 'held by the path (cwnd or BBR pacing)' : 'cwnd-limited'} ${fmtPct(x)} of the time with ${queue ? `a queue (srtt ${ms(tx.medianRttUs)} ms vs min ${ms(tx.minRttUs)} ms)` : ''}${queue && loss ? ' and ' : ''}${loss ? `loss (${fmtPct(lossRatio(tx))} of bytes retransmitted)` : ''}${hostExplains ? `; host counters point at ${[...new Set([...queues, ...dropHops])].join(', ')}` : '; no host counter explains it'}`,
         evidence: flowEvidence(tx, {
-          cwnd_pct: pct(x),
+          path_bound_pct: pct(x),
           cwnd: orNull(tx.medianCwnd),
           ssthresh: orNull(tx.last.ssthresh),
           srtt_ms: ms(tx.medianRttUs),
@@ -725,7 +752,7 @@ export const RULES: readonly Rule[] = [
       return {
         status,
         limit: status === 'ok' ? undefined : 'cpu',
-        score: status === 'limiting' ? Math.max(share(c.tx, 'cwnd'), cpu.softirqShare ?? 0) : 0.2,
+        score: status === 'limiting' ? Math.max(pathShare(c.tx), cpu.softirqShare ?? 0) : 0.2,
         summary: `RX CPU ${cpu.cpu}: softirq ${cpu.softirqShare === undefined ? '?' : fmtPct(cpu.softirqShare)}, ${cpu.timeSqueeze ?? '?'} squeezes, ${cpu.softnetDropped ?? '?'} backlog drops${nic?.snapshot.rps === false ? ', RPS off' : ''}`,
         evidence: {
           cpu: cpu.cpu,
@@ -758,7 +785,7 @@ export const RULES: readonly Rule[] = [
       return {
         status,
         limit: status === 'ok' ? undefined : 'drops',
-        score: status === 'limiting' ? share(c.tx, 'cwnd') * 0.9 : 0.2,
+        score: status === 'limiting' ? pathShare(c.tx) * 0.9 : 0.2,
         summary: `${n.path.nicDevice ?? 'NIC'}: ${nic ?? '?'} RX drops/missed, ${backlog ?? '?'} backlog drops`,
         evidence: { device: n.path.nicDevice ?? null, nic_rx_drops: orNull(nic), softnet_dropped: orNull(backlog) },
         next: 'ethtool -S <nic> (rx_missed/no_buffer: ring too small or CPU too slow), ethtool -g (RX ring vs max), net.core.netdev_max_backlog.',
@@ -780,7 +807,7 @@ export const RULES: readonly Rule[] = [
       return {
         status,
         limit: status === 'ok' ? undefined : 'drops',
-        score: status === 'limiting' ? share(c.tx, 'cwnd') * 0.8 : 0.15,
+        score: status === 'limiting' ? pathShare(c.tx) * 0.8 : 0.15,
         summary: `${d.name}: ${d.rxDropped} RX drops`,
         evidence: { device: d.name, rx_dropped: d.rxDropped, rx_bps: bits(d.rxBps) },
         next: 'ip -s link show <port>; softnet backlog of the CPU that runs the datapath (netdev_max_backlog).',
@@ -802,7 +829,7 @@ export const RULES: readonly Rule[] = [
       return {
         status,
         limit: status === 'ok' ? undefined : 'drops',
-        score: status === 'limiting' ? share(c.tx, 'cwnd') * 0.8 : 0.15,
+        score: status === 'limiting' ? pathShare(c.tx) * 0.8 : 0.15,
         summary: total === 0 ? 'no receive-side TCP drops' : `${total} receive-side TCP drops (${Object.entries(parts).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ')})`,
         evidence: parts,
         next: 'nstat -az TcpExt | grep -e RcvQDrop -e BacklogDrop -e OFODrop: receive memory (tcp_rmem, tcp_mem) or a reader that holds the socket lock too long.',

@@ -15,7 +15,9 @@ const at = (t: number, p: Partial<FlowSample>): FlowSample => ({ t, sndMss: 1448
 describe('sampledState on the lab-recipe §3.1 signatures', () => {
   const cases: Array<[string, string]> = [
     ['base', 'cwnd'], // unacked 1007 / cwnd 1015
-    ['base_bbr', 'pacing'], // BBR with room in cwnd: pacing at its estimate
+    // OVS, BBR at 1.1 Gbit/s: 44 segments of room, less than one 64 KiB TSO skb (45): the cwnd holds it
+    ['base_bbr', 'cwnd'],
+    ['base_bbr_veth', 'pacing'], // BBR with room in cwnd: pacing at its estimate
     ['pace_cubic', 'pacing_capped'], // 100M/100M
     ['pace_bbr', 'pacing_capped'],
     ['app', 'app'], // notsent 0, w ≪ tb
@@ -28,6 +30,13 @@ describe('sampledState on the lab-recipe §3.1 signatures', () => {
   ];
   it.each(cases)('%s -> %s', (name, want) => {
     expect(sampledState(at(0, SIG[name]))).toBe(want);
+  });
+
+  it('cwnd counts as full when the room is less than one TSO skb (bneck on veth, measured)', () => {
+    // ss: cwnd 90 unacked 70, pacing 280 Mbit/s -> a TSO skb is ~23 segments; 20 free segments wait.
+    expect(sampledState(at(0, { ...SIG.bneck, cwnd: 90, unacked: 70, pacingRate: 280e6 / 8 }))).toBe('cwnd');
+    // the same flow with half its cwnd free sends
+    expect(sampledState(at(0, { ...SIG.bneck, cwnd: 90, unacked: 40, pacingRate: 280e6 / 8 }))).toBe('unclassified');
   });
 
   it('computes in_flight as tcp_packets_in_flight()', () => {

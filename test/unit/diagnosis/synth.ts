@@ -18,6 +18,8 @@ export function skmem(p: Partial<SkMem>): SkMem {
 export const SIG: Record<string, Partial<FlowSample>> = {
   base: { cc: 'cubic', rtt: 14064, minRtt: 130, cwnd: 1015, ssthresh: 760, pacingRate: 1003221840 / 8, deliveryRate: 819967904 / 8, unacked: 1007, notsentBytes: 1656416, sndWnd: 5328896, skmem: skmem({ wmemQueued: 3155320, sndbuf: 4194304 }) },
   base_bbr: { cc: 'bbr', rtt: 1780, minRtt: 150, cwnd: 210, pacingRate: 1128283712 / 8, deliveryRate: 931580416 / 8, unacked: 166, notsentBytes: 2938904, sndWnd: 6e6, bbr: { bw: 1139680512 / 8, minRtt: 150, pacingGain: 1, cwndGain: 2 }, skmem: skmem({ wmemQueued: 3e6 }) },
+  // Plain veth, BBR unconstrained (measured here: rtt 0.36 ms, in flight well below cwnd).
+  base_bbr_veth: { cc: 'bbr', rtt: 360, minRtt: 20, cwnd: 300, pacingRate: 11000e6 / 8, deliveryRate: 11000e6 / 8, unacked: 120, notsentBytes: 2e6, sndWnd: 6e6, bbr: { bw: 11100e6 / 8, minRtt: 20, pacingGain: 1, cwndGain: 2 }, skmem: skmem({ wmemQueued: 3e6 }) },
   pace_cubic: { cc: 'cubic', rtt: 1172, minRtt: 120, cwnd: 80, pacingRate: 100e6 / 8, maxPacingRate: 100e6 / 8, deliveryRate: 349969784 / 8, unacked: 40, notsentBytes: 333040, sndWnd: 339968, skmem: skmem({ wmemQueued: 400000 }) },
   pace_bbr: { cc: 'bbr', rtt: 1415, minRtt: 130, cwnd: 92, pacingRate: 100e6 / 8, maxPacingRate: 100e6 / 8, deliveryRate: 332873560 / 8, unacked: 45, notsentBytes: 616848, sndWnd: 6e6, bbr: { bw: 706340784 / 8, minRtt: 130, pacingGain: 1, cwndGain: 2 }, skmem: skmem({ wmemQueued: 700000 }) },
   app: { cc: 'cubic', rtt: 2254, minRtt: 140, cwnd: 182, pacingRate: 1122051488 / 8, deliveryRate: 847382632 / 8, appLimited: true, unacked: 0, notsentBytes: 0, sndWnd: 500736, skmem: skmem({ wmemQueued: 0, sndbuf: 350208 }) },
