@@ -18,9 +18,10 @@
 //   physical      a device/ link (a bus device: PCI, virtio, USB, ...) and none of the above
 //   other kinds   veth, ifb, dummy, vxlan, ... : class "virtual"
 // sysfs cannot tell an OVS internal port from a veth or a dummy (no DEVTYPE, no device/, no marker
-// attribute), so for devices sysfs leaves open the rtnetlink link kind (IFLA_LINKINFO/IFLA_INFO_KIND, what
-// `ip -d link` prints) is asked once per device (cached by ifindex; ifindexes are not reused while a
-// device exists).
+// attribute), so for devices without a bus device the rtnetlink link kind (IFLA_LINKINFO/IFLA_INFO_KIND,
+// what `ip -d link` prints and what `ethtool -i` calls the driver of a virtual device) is asked once per
+// device (one RTM_GETLINK dump when an unknown ifindex shows up; cached by ifindex, which is not reused
+// while a device exists).
 //
 // With an include regex, the classification is ignored: every device whose name matches is selected
 // (loopback too, if the regex says so). The exclude regex then removes names from either selection.
@@ -103,12 +104,6 @@ export function classifyDevice(f: DeviceFacts): DeviceClass {
   if (f.kind === 'openvswitch') return f.name === 'ovs-system' ? 'ovs-datapath' : 'ovs-internal';
   if (f.hasDevice) return 'physical';
   return 'virtual';
-}
-
-/** True when sysfs alone settles the class (the link kind could not change the answer). */
-function settledBySysfs(f: DeviceFacts): boolean {
-  const c = classifyDevice(f);
-  return c !== 'virtual';
 }
 
 /** Parse a sysfs uevent file ("KEY=VALUE" lines). */
@@ -301,7 +296,9 @@ export async function listDevices(sysfsRoot: string, opts: SelectOptions = {}): 
   // Link kinds are asked of the lookup on every call (the live lookup caches them per ifindex), so the
   // answer always comes from the lookup the caller chose.
   const lookup = opts.linkKinds === undefined ? (sysfsRoot === '/sys' ? liveLinkKinds() : null) : opts.linkKinds;
-  const open = present.filter((r) => !settledBySysfs(r.hit.facts));
+  // Every device without a bus device (except loopback) gets its kind: needed to classify the ones sysfs
+  // leaves open, and reported as a label for the others (bridge, tun, vlan, ...).
+  const open = present.filter((r) => !r.hit.facts.hasDevice && classifyDevice(r.hit.facts) !== 'loopback');
   const kinds = lookup && open.length > 0 ? await lookup.kinds(open.map((r) => r.ifindex)) : new Map<number, string | null>();
   return present.map((r) => {
     const kind = kinds.get(r.ifindex) ?? undefined;

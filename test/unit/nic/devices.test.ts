@@ -13,22 +13,22 @@ describe('device classification', () => {
     const kinds = fakeKinds();
     const all = await listDevices(SYS, { linkKinds: kinds });
     expect(all.map((d) => [d.name, d.class, d.driver ?? '', d.kind ?? ''])).toEqual([
-      ['bond0', 'bond', '', ''],
+      ['bond0', 'bond', '', 'bond'],
       ['br-int', 'ovs-internal', '', 'openvswitch'],
-      ['br0', 'bridge', '', ''],
+      ['br0', 'bridge', '', 'bridge'],
       ['ens5', 'physical', 'ena', ''],
       ['eth0', 'physical', 'mlx5_core', ''],
-      ['eth0.100', 'vlan', '', ''],
+      ['eth0.100', 'vlan', '', 'vlan'],
       ['eth1', 'physical', 'ixgbe', ''],
       ['eth2', 'physical', 'virtio_net', ''],
       ['eth3', 'physical', 'e1000', ''],
       ['lo', 'loopback', '', ''],
       ['ovs-system', 'ovs-datapath', '', 'openvswitch'],
-      ['tap0', 'tun', '', ''],
+      ['tap0', 'tun', '', 'tun'],
       ['veth3f2a1b', 'virtual', '', 'veth'],
     ]);
-    // Only devices sysfs could not settle are looked up.
-    expect(kinds.calls).toEqual([[12, 13, 10]]);
+    // Devices with a bus device and loopback are not looked up.
+    expect(kinds.calls).toEqual([[7, 12, 9, 8, 13, 11, 10]]);
   });
 
   it('selects physical, bond, vlan and OVS internal ports by default; an include regex replaces that; exclude applies last', async () => {
