@@ -8,6 +8,8 @@
 // veth, bridges, OVS internal ports) are reported with kind="noqueue" and counters that stay 0: packets
 // never wait there.
 
+import * as fs from 'fs';
+import * as path from 'path';
 import { Emitter, MetricTable } from '../core/metrics';
 import { sysfsFlag } from '../core/paths';
 import { Config } from '../core/flags';
@@ -127,20 +129,45 @@ export function emitQdiscs(out: Emitter, qdiscs: readonly QdiscRecord[], names: 
 
 /** Where the collector gets its data; the defaults ask the live kernel, tests inject fixtures. */
 export interface QdiscSources {
-  /** ifindex -> name of the devices to report. */
-  devices(config: Config): Promise<ReadonlyMap<number, string>>;
+  /** ifindex -> name of the devices to report; `ifindexes` are those the dump saw. */
+  devices(config: Config, ifindexes: readonly number[]): Promise<ReadonlyMap<number, string>>;
   /** One RTM_GETQDISC dump. */
   dump(): Promise<QdiscDump>;
   close?(): void;
 }
 
+/**
+ * ifindex -> name of the selected devices, reusing the last selection (sysfs reads per device, ~1 ms)
+ * while neither the device names in SYSFS/class/net (a rename or a new device changes them; one
+ * readdir) nor the ifindexes in the dump (a device re-created under the same name gets a new one) have
+ * changed. The include/exclude regexes are fixed for the process and a device's class cannot change, so
+ * the cached answer stays right.
+ */
+export function cachedDeviceNames(
+  select: typeof selectDevices = selectDevices,
+): (config: Config, ifindexes: readonly number[]) => Promise<ReadonlyMap<number, string>> {
+  let cached: { key: string; names: Map<number, string> } | null = null;
+  return async (config, ifindexes) => {
+    const sysfs = config.get(sysfsFlag);
+    let listing: string[] = [];
+    try {
+      listing = fs.readdirSync(path.join(sysfs, 'class', 'net')).sort();
+    } catch {
+      cached = null; // select() reports the error
+    }
+    const key = `${listing.join('/')}|${[...ifindexes].sort((a, b) => a - b).join(',')}`;
+    if (cached?.key === key) return cached.names;
+    const devs = await select(sysfs, config.get(deviceIncludeFlag), config.get(deviceExcludeFlag));
+    const names = new Map(devs.map((d) => [d.ifindex, d.name]));
+    cached = listing.length > 0 ? { key, names } : null;
+    return names;
+  };
+}
+
 function liveSources(): QdiscSources {
   let sock: NetlinkSocket | null = null;
   return {
-    async devices(config) {
-      const devs = await selectDevices(config.get(sysfsFlag), config.get(deviceIncludeFlag), config.get(deviceExcludeFlag));
-      return new Map(devs.map((d) => [d.ifindex, d.name]));
-    },
+    devices: cachedDeviceNames(),
     dump() {
       sock ??= new NetlinkSocket(NETLINK_ROUTE);
       return dumpQdiscs(sock);
@@ -166,12 +193,12 @@ export function makeQdiscCollector(sources: () => QdiscSources = liveSources): C
       const src = sources();
       return {
         async collect(out: Emitter) {
-          const [names, first] = await Promise.all([src.devices(config), src.dump()]);
-          let dump = first;
+          let dump = await src.dump();
           // A dump that raced with a qdisc change may miss or repeat entries: retry once, then give up
           // rather than export a possibly inconsistent set.
           if (dump.interrupted) dump = await src.dump();
           if (dump.interrupted) throw new Error('RTM_GETQDISC dump interrupted twice by concurrent qdisc changes (NLM_F_DUMP_INTR)');
+          const names = await src.devices(config, [...new Set(dump.qdiscs.map((q) => q.ifindex))]);
           emitQdiscs(out, dump.qdiscs, names);
         },
         close() {

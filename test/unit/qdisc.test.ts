@@ -7,7 +7,9 @@ import { Emitter } from '../../src/core/metrics';
 import { DecodeError, forEachMessage } from '../../src/sources/netlink/attrs';
 import { QdiscDump, QdiscRecord, decodeQdisc, formatHandle, formatParent } from '../../src/sources/netlink/qdisc';
 import { NetlinkError } from '../../src/sources/netlink/socket';
-import { QdiscSources, makeQdiscCollector } from '../../src/collectors/qdisc';
+import { QdiscSources, cachedDeviceNames, makeQdiscCollector } from '../../src/collectors/qdisc';
+import { selectDevices } from '../../src/sources/devices';
+import * as os from 'os';
 import { allFlags } from '../../src/exporter';
 import { promtoolAvailable, promtoolCheckMetrics } from '../support/promtool';
 
@@ -233,5 +235,47 @@ describe('qdisc collector', () => {
     }));
     const c = def.create({ config: Config.from(allFlags()), log: nullLogger });
     await expect(c.collect(new Emitter(), { signal: new AbortController().signal, now: 0 })).rejects.toThrow(/EPERM/);
+  });
+});
+
+describe('qdisc device-name cache', () => {
+  // A minimal sysfs: class/net/<dev>/uevent with the ifindex (what selectDevices reads per device).
+  function addDev(root: string, name: string, ifindex: number): void {
+    const d = path.join(root, 'class/net', name);
+    fs.mkdirSync(d, { recursive: true });
+    fs.writeFileSync(path.join(d, 'uevent'), `INTERFACE=${name}\nIFINDEX=${ifindex}\n`);
+    fs.writeFileSync(path.join(d, 'type'), '1\n');
+    fs.writeFileSync(path.join(d, 'flags'), '0x1003\n');
+  }
+
+  it('re-selects devices only when a name or an ifindex changed', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'fp-qdev-'));
+    try {
+      addDev(root, 'a0', 1);
+      addDev(root, 'b0', 2);
+      let calls = 0;
+      const lookup = cachedDeviceNames(async (...args) => {
+        calls++;
+        return selectDevices(args[0], args[1], args[2], { linkKinds: null });
+      });
+      const config = Config.from(allFlags(), { 'path.sysfs': root, 'collector.nic.device-include': '.*' });
+      expect([...(await lookup(config, [1, 2]))]).toEqual([
+        [1, 'a0'],
+        [2, 'b0'],
+      ]);
+      await lookup(config, [2, 1]);
+      expect(calls).toBe(1);
+      fs.renameSync(path.join(root, 'class/net/b0'), path.join(root, 'class/net/c0')); // a rename
+      expect((await lookup(config, [1, 2])).get(2)).toBe('c0');
+      expect(calls).toBe(2);
+      fs.rmSync(path.join(root, 'class/net/c0'), { recursive: true }); // re-created under the same name
+      addDev(root, 'c0', 7);
+      expect((await lookup(config, [1, 7])).get(7)).toBe('c0');
+      expect(calls).toBe(3);
+      await lookup(config, [1, 7]);
+      expect(calls).toBe(3);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 });
