@@ -305,7 +305,7 @@ export function createNicCollector(ctx: CollectorContext, deps?: Partial<NicDeps
   }
 
   async function collectDevice(out: Emitter, d: NetDevice): Promise<void> {
-    const [a, queues] = await Promise.all([readNetdevAttrs(sysfs, d.name), readNetdevQueues(sysfs, d.name, { txDetails: true })]);
+    const [a, queues] = await Promise.all([readNetdevAttrs(sysfs, d.name), readNetdevQueues(sysfs, d.name, { rps: false, xps: false, txDetails: true })]);
     if (!a) return; // device vanished
     out.add(info, [d.name, d.class, d.kind ?? '', d.driver ?? ''], 1);
     if (a.operstate !== undefined) out.add(operstate, [d.name, a.operstate], 1);

@@ -26,7 +26,7 @@
 // With an include regex, the classification is ignored: every device whose name matches is selected
 // (loopback too, if the regex says so). The exclude regex then removes names from either selection.
 
-import { promises as fs } from 'fs';
+import { promises as fs, readFileSync } from 'fs';
 import { regexFlag } from '../core/flags';
 import { under } from '../core/paths';
 import { attrMap, attrString, forEachAttr } from './netlink/attrs';
@@ -220,6 +220,17 @@ async function readOpt(p: string): Promise<string | undefined> {
   }
 }
 
+/** uevent show() takes no lock: read synchronously (see readAttrSync in sysfs/netdev.ts). */
+function readUeventSync(p: string): string | undefined {
+  try {
+    return readFileSync(p, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENODEV') return undefined;
+    throw new Error(`reading ${p}: ${(e as Error).message}`);
+  }
+}
+
 function intOrUndef(s: string | undefined): number | undefined {
   if (s === undefined) return undefined;
   const t = s.trim();
@@ -277,7 +288,7 @@ export async function listDevices(sysfsRoot: string, opts: SelectOptions = {}): 
   const rows = await Promise.all(
     names.map(async (name) => {
       const dir = under(base, name);
-      const uevent = await readOpt(under(dir, 'uevent'));
+      const uevent = readUeventSync(under(dir, 'uevent'));
       if (uevent === undefined) return null; // vanished between readdir and read, or not a device
       const ifindex = intOrUndef(parseUevent(uevent).get('IFINDEX'));
       if (ifindex === undefined) throw new Error(`${under(dir, 'uevent')}: no IFINDEX line`);

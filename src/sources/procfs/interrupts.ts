@@ -9,7 +9,7 @@
 
 import { promises as fs } from 'fs';
 import { under } from '../../core/paths';
-import { parseCpuList, readAttr } from '../sysfs/netdev';
+import { parseCpuList, readAttr, readAttrSync } from '../sysfs/netdev';
 
 export class InterruptsFormatError extends Error {
   override readonly name = 'InterruptsFormatError';
@@ -97,8 +97,8 @@ export interface IrqDetails {
   effectiveAffinity?: number[];
 }
 
-async function readList(file: string): Promise<number[] | undefined> {
-  const t = await readAttr(file);
+function readList(file: string): number[] | undefined {
+  const t = readAttrSync(file);
   return t === undefined ? undefined : parseCpuList(t, file);
 }
 
@@ -123,12 +123,11 @@ export interface IrqReadContext {
 export async function readIrq(ctx: IrqReadContext, irq: number): Promise<IrqDetails | undefined> {
   const sysDir = under(ctx.sysfs, 'kernel', 'irq', String(irq));
   const procDir = under(ctx.procfs, 'irq', String(irq));
-  const [pcc, actionsText, aff, eff] = await Promise.all([
-    readAttr(under(sysDir, 'per_cpu_count')),
-    readAttr(under(sysDir, 'actions')),
-    readList(under(procDir, 'smp_affinity_list')),
-    readList(under(procDir, 'effective_affinity_list')),
-  ]);
+  // All four take no sleeping lock (irq descriptor spinlock at most): read synchronously.
+  const pcc = readAttrSync(under(sysDir, 'per_cpu_count'));
+  const actionsText = readAttrSync(under(sysDir, 'actions'));
+  const aff = readList(under(procDir, 'smp_affinity_list'));
+  const eff = readList(under(procDir, 'effective_affinity_list'));
   const perCpu = new Map<number, number>();
   let actions: string[] | undefined = actionsText === undefined ? undefined : actionsText.trim().split(',').filter((s) => s !== '');
   if (pcc !== undefined && ctx.possibleCpus) {
