@@ -93,7 +93,7 @@ maybe('Prometheus scrapes flowpath', () => {
     );
     expect(rows[0].metric.local_ip).toBe('127.0.0.1');
     expect(rows[0].metric.peer_ip).toBe('127.0.0.1');
-    const acked = await query(promUrl, `flowpath_flow_bytes_acked_total{peer_port="${flowPort}"}`);
+    const acked = await query(promUrl, `flowpath_flow_acked_bytes_total{peer_port="${flowPort}"}`);
     expect(acked.length).toBe(1);
     expect(Number(acked[0].value[1])).toBeGreaterThan(0);
   }, 40000);
