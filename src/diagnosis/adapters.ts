@@ -433,16 +433,27 @@ export class LiveNodeSource implements NodeSource {
     return s;
   }
 
-  private async readOvs(t: number, errors: string[]): Promise<void> {
-    if (!this.o.ovs || t - this.ovsAt < this.o.ovsIntervalMs) return;
+  private ovsInFlight: Promise<void> | null = null;
+
+  /** Read OVS if the last read is older than the OVS interval; joins a read in flight. */
+  private readOvs(t: number, errors: string[]): Promise<void> {
+    if (this.ovsInFlight) return this.ovsInFlight;
+    if (!this.o.ovs || t - this.ovsAt < this.o.ovsIntervalMs) return Promise.resolve();
+    const ovs = this.o.ovs;
     this.ovsAt = t;
-    try {
-      const s = await this.o.ovs.read();
-      this.ovsSnap = s.unixctl.up || s.kernel.state ? s : null;
-      if (!s.unixctl.up && s.unixctl.error) errors.push(`ovs: ${s.unixctl.error}`);
-    } catch (e) {
-      errors.push(`ovs: ${(e as Error).message}`);
-    }
+    const p = (async () => {
+      try {
+        const s = await ovs.read();
+        this.ovsSnap = s.unixctl.up || s.kernel.state ? s : null;
+        if (!s.unixctl.up && s.unixctl.error) errors.push(`ovs: ${s.unixctl.error}`);
+      } catch (e) {
+        errors.push(`ovs: ${(e as Error).message}`);
+      } finally {
+        this.ovsInFlight = null;
+      }
+    })();
+    this.ovsInFlight = p;
+    return p;
   }
 
   /** CPU seconds of ovs-vswitchd so far, read at every snapshot (its datapath counters are slower). */
@@ -533,7 +544,7 @@ export class LiveNodeSource implements NodeSource {
 
   async pathFor(key: FlowKey): Promise<PathDevices> {
     const [oif, devices] = await Promise.all([this.route.oif(key.peerIp), listDevices(this.o.sysfs)]);
-    if (this.o.ovs && !this.ovsSnap) await this.readOvs(performance.now(), []);
+    if (this.o.ovs && !this.ovsSnap) await (this.ovsInFlight ?? this.readOvs(performance.now(), []));
     const egress = oif === undefined ? undefined : devices.find((d) => d.ifindex === oif)?.name;
     const p = pathDevicesFor(egress, this.ovsSnap, this.internalSet(), devices);
     for (const n of [p.ipDevice, p.nicDevice, ...(p.extraDevices ?? [])]) if (n && devices.some((d) => d.name === n)) this.interesting.add(n);

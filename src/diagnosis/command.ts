@@ -129,6 +129,7 @@ export async function runDiagnose(config: Config, io: CliIO, deps: DiagnoseDeps 
       return 1;
     }
     sampler.pin(key, duration + 60);
+    await sampler.find(key)?.pathReady;
     let peerNote = '';
     if (peer) {
       // Ask the peer to start sampling the reversed flow now, so that its window covers ours.

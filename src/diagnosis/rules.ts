@@ -36,12 +36,20 @@ export const T = {
   rttInflationMinUs: 1000,
   /** Non-spurious retransmitted bytes / sent bytes at or above this is a lossy path. */
   lossRatio: 0.002,
+  /** With a queue building, drops at its tail are rarer: this ratio and ... */
+  queueLossRatio: 0.0001,
+  /** ... this many lost segments in the window count as the queue overflowing. */
+  queueLossSegs: 5,
   /** Share of retransmits that DSACKs showed to be spurious above which reordering is suspected. */
   spuriousShare: 0.5,
   /** CPU share (0..1) counted as saturated: RX softirq CPU, ovs-vswitchd. */
   cpuSaturated: 0.9,
+  /** ovs-vswitchd at this share of a core counts as saturated when the whole node is CPU-bound. */
+  vswitchdStarvedShare: 0.5,
   /** Delivery at this share of the link speed means the link is full. */
   linkFull: 0.9,
+  /** time_squeeze per second on the RX CPU that, with ≥ 50% softirq, counts as saturated. */
+  squeezesPerSecond: 10,
   /** OVS upcalls (misses) per second above which the datapath's slow path is suspect. */
   upcallsPerSecond: 100,
 } as const;
@@ -85,6 +93,11 @@ export function lossRatio(f: FlowSummary | undefined): number {
 
 export function lossy(f: FlowSummary | undefined): boolean {
   return lossRatio(f) >= T.lossRatio && lossSegs(f) >= 2;
+}
+
+/** Loss at the tail of a building queue (RTT inflated): lower rates count than for a lossy link. */
+export function queueLoss(f: FlowSummary | undefined): boolean {
+  return rttInflated(f) && lossSegs(f) >= T.queueLossSegs && lossRatio(f) >= T.queueLossRatio;
 }
 
 export function rttInflated(f: FlowSummary | undefined): boolean {
@@ -169,16 +182,26 @@ function ovsLost(n: NodeSummary | undefined): number | undefined {
   return sum(n.ovs.datapaths.map((d) => d.lost));
 }
 
-function ovsSaturated(n: NodeSummary | undefined): boolean {
-  if (!n?.ovs) return false;
-  const userspace = n.ovs.datapaths.some((d) => d.type === 'netdev');
-  return userspace && (n.ovs.vswitchdCpuShare ?? 0) >= T.cpuSaturated;
+function userspaceOvs(n: NodeSummary | undefined): boolean {
+  return !!n?.ovs && n.ovs.datapaths.some((d) => d.type === 'netdev');
 }
 
+/** The userspace datapath forwards in ovs-vswitchd's threads: saturated when vswitchd uses a whole core. */
+function ovsSaturated(n: NodeSummary | undefined): boolean {
+  return userspaceOvs(n) && (n?.ovs?.vswitchdCpuShare ?? 0) >= T.cpuSaturated;
+}
+
+/** vswitchd gets at least half a core while every CPU of the node is busy: starved, maybe the limit. */
+function ovsStarved(n: NodeSummary | undefined): boolean {
+  return userspaceOvs(n) && (n?.ovs?.vswitchdCpuShare ?? 0) >= T.vswitchdStarvedShare && (n?.cpuBusy ?? 0) >= T.cpuSaturated;
+}
+
+/** The RX CPU spends ≥ 90% in softirq, or ≥ 50% while net_rx_action() keeps running out of budget. */
 function rxSoftirqSaturated(n: NodeSummary | undefined): boolean {
   const c = n?.rxCpu;
-  if (!c) return false;
-  return (c.softirqShare ?? 0) >= T.cpuSaturated || (c.timeSqueeze ?? 0) > 0;
+  if (!c || !n) return false;
+  const squeezes = n.seconds > 0 ? (c.timeSqueeze ?? 0) / n.seconds : 0;
+  return (c.softirqShare ?? 0) >= T.cpuSaturated || ((c.softirqShare ?? 0) >= 0.5 && squeezes >= T.squeezesPerSecond);
 }
 
 const RX_TCP_DROPS = ['TCPRcvQDrop', 'TCPBacklogDrop', 'TCPOFODrop', 'TCPZeroWindowDrop'];
@@ -199,6 +222,14 @@ export function localDrops(c: RuleContext): Partial<Record<Hop, number>> {
   if (c.rxNode?.path.viaOvs) put('internal-rx', dev(c.rxNode, c.rxNode.path.ipDevice)?.rxDropped);
   put('tcp-rx', c.rxNode ? sum(RX_TCP_DROPS.map((k) => c.rxNode?.tcpExt[k])) : undefined);
   return out;
+}
+
+/** Non-spurious loss that the drop counters of this host and the peer do not account for. */
+export function lossBeyondHost(c: RuleContext): boolean {
+  const loss = lossy(c.tx) || queueLoss(c.tx);
+  if (!loss) return false;
+  const dropTotal = Object.values(localDrops(c)).reduce<number>((a, b) => a + (b ?? 0), 0);
+  return dropTotal < 0.5 * lossSegs(c.tx);
 }
 
 /** Hops on this host or the peer that show a standing queue or a saturated CPU. */
@@ -579,20 +610,25 @@ export const RULES: readonly Rule[] = [
       hop: side === 'tx' ? 'ovs-tx' : 'ovs-rx',
       title: `ovs-vswitchd (userspace datapath) is CPU-bound on the ${side === 'tx' ? 'sender' : 'receiver'}`,
       basis: 'exact',
-      decides: 'userspace (netdev) datapath and Δ(utime+stime) of ovs-vswitchd / window ≥ 90% of a core',
+      decides: 'userspace (netdev) datapath and Δ(utime+stime) of ovs-vswitchd / window ≥ 90% of a core (limiting for a path-bound flow without loss beyond the host; ≥ 50% on a node whose CPUs are ≥ 90% busy: suspect)',
       evaluate(c) {
         const n = side === 'tx' ? c.txNode : c.rxNode;
         const share_ = n?.ovs?.vswitchdCpuShare;
         if (!n?.ovs || share_ === undefined) return undefined;
         const userspace = n.ovs.datapaths.some((d) => d.type === 'netdev');
-        const sat = userspace && share_ >= T.cpuSaturated;
-        const status: Status = sat ? (cwndBound(c) || !c.tx ? 'limiting' : 'suspect') : 'ok';
+        const sat = ovsSaturated(n);
+        const starved = !sat && ovsStarved(n);
+        // Saturated vswitchd limits a path-bound flow, unless loss beyond the host shows the bottleneck is
+        // elsewhere (a vswitchd retrying sends to a full queue downstream is busy too).
+        const status: Status = sat ? ((cwndBound(c) || !c.tx) && !lossBeyondHost(c) ? 'limiting' : 'suspect') : starved ? 'suspect' : 'ok';
         return {
           status,
           limit: status === 'ok' ? undefined : 'cpu',
-          score: status === 'limiting' ? Math.max(pathShare(c.tx), 0.5) : 0.2,
-          summary: `ovs-vswitchd used ${fmtPct(share_)} of a CPU${userspace ? ' (userspace datapath forwards in its threads)' : ''}`,
-          evidence: { vswitchd_cpu_pct: pct(share_), userspace_datapath: userspace, flow_path_bound_pct: pct(pathShare(c.tx)) },
+          // CPU share is tick-sampled and a polling vswitchd can look busy at low rates: ranks below
+          // exact evidence (loss the host does not account for, drop counters).
+          score: status === 'limiting' ? 0.3 + 0.4 * pathShare(c.tx) : 0.2,
+          summary: `ovs-vswitchd used ${fmtPct(share_)} of a CPU${userspace ? ' (userspace datapath forwards in its threads)' : ''}${n.cpuBusy !== undefined ? `, node CPUs ${fmtPct(n.cpuBusy)} busy` : ''}`,
+          evidence: { vswitchd_cpu_pct: pct(share_), node_cpu_busy_pct: n.cpuBusy === undefined ? null : pct(n.cpuBusy), userspace_datapath: userspace, flow_path_bound_pct: pct(pathShare(c.tx)) },
           next: 'ovs-appctl dpif-netdev/pmd-stats-show (cycles per packet), pmd-rxq-show; give the datapath more PMD threads/cores or use the kernel datapath.',
         };
       },
@@ -690,29 +726,37 @@ export const RULES: readonly Rule[] = [
     hop: 'link',
     title: 'A bottleneck or loss beyond this host',
     basis: 'mixed',
-    decides: 'cwnd share ≥ 30% with an inflated RTT (queue) or non-spurious retransmits (loss) that no host counter explains',
+    decides: 'path-bound share ≥ 30% with non-spurious loss that host drop counters do not account for, or an inflated RTT (queue) that no host component (queueing qdisc, NIC stop, saturated RX CPU, userspace OVS tap) can hold',
     evaluate(c) {
       const { tx } = c;
       if (!tx || tx.role !== 'sender') return undefined;
       const x = pathShare(tx);
       const queue = rttInflated(tx);
-      const loss = lossy(tx);
+      const loss = lossy(tx) || queueLoss(tx);
       const drops = localDrops(c);
       const queues = localQueues(c);
       const dropHops = Object.keys(drops) as Hop[];
-      const hostExplains = queue ? queues.length > 0 || dropHops.length > 0 : dropHops.length > 0;
+      const dropTotal = Object.values(drops).reduce((a, b) => a + (b ?? 0), 0);
+      // Loss that host drop counters do not account for happened beyond this host.
+      const lossBeyond = lossBeyondHost(c);
+      // A queue without loss could sit in a host component: a queueing qdisc, a stopped NIC queue, a
+      // saturated RX CPU, or the tap of a userspace OVS datapath (its queue is invisible).
+      const hostMayQueue = queues.length > 0 || dropHops.length > 0 || userspaceOvs(c.txNode) || ovsStarved(c.txNode);
       let status: Status = 'ok';
-      if (x >= T.cwndShare && (queue || loss)) status = hostExplains ? 'suspect' : 'limiting';
+      if (x >= T.cwndShare && lossBeyond) status = 'limiting';
+      else if (x >= T.cwndShare && queue && !hostMayQueue) status = 'limiting';
+      else if (x >= T.cwndShare && (queue || loss)) status = 'suspect';
       else if (loss) status = 'suspect';
+      const hostExplains = status === 'suspect' && hostMayQueue;
       const wire = wireQdiscs(c.rxNode).concat(wireQdiscs(c.txNode));
       return {
         status,
         limit: status === 'ok' ? undefined : queue ? 'queue' : 'loss',
-        score: status === 'limiting' ? x : x * 0.4,
+        score: status === 'limiting' ? 0.6 + 0.4 * x : x * 0.4,
         summary:
           status === 'ok'
             ? `no sign of a bottleneck beyond the host (cwnd-limited ${fmtPct(x)}, srtt ${ms(tx.medianRttUs)} ms vs min ${ms(tx.minRttUs)} ms, loss ${fmtPct(lossRatio(tx))})`
-            : `${tx.cc === 'bbr' ? 'held by the path (cwnd or BBR pacing)' : 'cwnd-limited'} ${fmtPct(x)} of the time with ${queue ? `a queue (srtt ${ms(tx.medianRttUs)} ms vs min ${ms(tx.minRttUs)} ms)` : ''}${queue && loss ? ' and ' : ''}${loss ? `loss (${fmtPct(lossRatio(tx))} of bytes retransmitted)` : ''}${hostExplains ? `; host counters point at ${[...new Set([...queues, ...dropHops])].join(', ')}` : '; no host counter explains it'}`,
+            : `${tx.cc === 'bbr' ? 'held by the path (cwnd or BBR pacing)' : 'cwnd-limited'} ${fmtPct(x)} of the time with ${queue ? `a queue (srtt ${ms(tx.medianRttUs)} ms vs min ${ms(tx.minRttUs)} ms)` : ''}${queue && loss ? ' and ' : ''}${loss ? `loss (${lossSegs(tx)} segments, ${fmtPct(lossRatio(tx))} of bytes)` : ''}${hostExplains ? `; the queue may be on this host (${[...new Set([...queues, ...dropHops])].join(', ') || 'userspace OVS datapath'})` : lossBeyond ? '; host drop counters do not account for the loss' : '; no host counter explains it'}`,
         evidence: flowEvidence(tx, {
           path_bound_pct: pct(x),
           cwnd: orNull(tx.medianCwnd),
@@ -724,6 +768,8 @@ export const RULES: readonly Rule[] = [
           loss_pct: pct(lossRatio(tx)),
           delivery_rate_bps: bits(tx.medianDeliveryRate),
           host_drop_hops: dropHops.join(',') || null,
+          host_drops: dropTotal,
+          userspace_ovs: userspaceOvs(c.txNode),
           host_queue_hops: queues.join(',') || null,
           wire_shaper: wire.map((q) => `${q.snapshot.device}:${q.snapshot.kind}`).join(',') || null,
           wire_shaper_drops: wire.length ? sum(wire.map((q) => q.drops)) : null,
@@ -740,7 +786,7 @@ export const RULES: readonly Rule[] = [
     hop: 'nic-rx',
     title: 'The receiver RX CPU is saturated by softirq',
     basis: 'mixed',
-    decides: 'receiver: softirq share of the busiest NET_RX CPU (/proc/stat, tick-sampled) ≥ 90% or Δtime_squeeze > 0',
+    decides: 'receiver: softirq share of the busiest NET_RX CPU (/proc/stat, tick-sampled) ≥ 90%, or ≥ 50% with ≥ 10 time_squeeze/s',
     evaluate(c) {
       const n = c.rxNode;
       const cpu = n?.rxCpu;

@@ -128,6 +128,8 @@ export interface WatchedFlow {
   classifier: FlowClassifier;
   history: Ring<HistoryEntry>;
   path?: PathDevices;
+  /** Resolves when `path` has been looked up (or the lookup failed). */
+  pathReady?: Promise<void>;
   /** Sampler time the flow was last in the top N / pinned until. */
   topUntil: number;
   pinnedUntil: number;
@@ -377,7 +379,7 @@ export class Sampler {
         pinnedUntil: 0,
       };
       this.flowsById.set(id, f);
-      void this.resolvePath(f);
+      f.pathReady = this.resolvePath(f);
     } else if (key.cookie !== undefined && f.key.cookie === undefined) {
       f.key = key;
     }
@@ -464,8 +466,14 @@ export class Sampler {
     }
     const snaps = this.nodeRing.all();
     if (snaps.length >= 2) {
-      let from = snaps[0];
-      for (const s of snaps) if (s.t <= fromT) from = s;
+      let i = 0;
+      snaps.forEach((s, j) => {
+        if (s.t <= fromT) i = j;
+      });
+      // The flow's devices are read from the first snapshot after its path was known: start there.
+      const dev = f?.path?.ipDevice;
+      while (dev && i < snaps.length - 2 && !snaps[i].devices.some((d) => d.name === dev)) i++;
+      const from = snaps[i];
       const to = snaps[snaps.length - 1];
       if (to !== from) out.nodeSummary = summarizeNode(from, to, f?.path ?? {});
     }

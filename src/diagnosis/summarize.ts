@@ -161,6 +161,8 @@ export function summarizeNode(from: NodeSnapshot, to: NodeSnapshot, path: PathDe
     const best = rxCpu ? (rxCpu.netRx ?? rxCpu.softnetProcessed ?? 0) : -1;
     if (w > best) rxCpu = c;
   }
+  const busy = cpus.map((c) => c.busyShare).filter((x): x is number => x !== undefined);
+  const cpuBusy = busy.length ? busy.reduce((a, b) => a + b, 0) / busy.length : undefined;
   let ovs: NodeSummary['ovs'];
   if (to.ovs) {
     const fo = from.ovs;
@@ -203,6 +205,7 @@ export function summarizeNode(from: NodeSnapshot, to: NodeSnapshot, path: PathDe
     qdiscs,
     cpus,
     rxCpu,
+    cpuBusy,
     ovs,
     tcpExt,
     sysctl: { ...(to.sysctl ?? {}) },

@@ -349,6 +349,8 @@ export interface NodeSummary {
   cpus: CpuDelta[];
   /** The CPU doing the most RX softirq work in the window (the flow's RX CPU on a receiver). */
   rxCpu?: CpuDelta;
+  /** Average busy share of all CPUs (1 − idle − iowait), 0..1. */
+  cpuBusy?: number;
   ovs?: {
     datapaths: Array<{ name: string; type?: string; hit?: number; missed?: number; lost?: number }>;
     portDrops: Array<{ name: string; internal: boolean; rxDropped?: number; txDropped?: number }>;

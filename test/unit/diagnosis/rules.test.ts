@@ -121,6 +121,18 @@ const CASES: Record<string, Case[]> = {
       status: 'limiting',
       limit: 'cpu',
     },
+    {
+      name: 'vswitchd 95% but the flow loses packets the host does not count (a bottleneck downstream): suspect',
+      c: { tx: F.bneckBbr, txNode: ovsNode({ ovs: { datapaths: [{ name: 'ovs-netdev', type: 'netdev', lost: 0 }], portDrops: [], vswitchdCpuShare: 0.95 } }) },
+      status: 'suspect',
+      limit: 'cpu',
+    },
+    {
+      name: 'vswitchd 60% on a node whose CPUs are all busy: starved, suspect',
+      c: { tx: F.base, txNode: ovsNode({ cpuBusy: 0.97, ovs: { datapaths: [{ name: 'ovs-netdev', type: 'netdev' }], portDrops: [], vswitchdCpuShare: 0.6 } }) },
+      status: 'suspect',
+      limit: 'cpu',
+    },
     { name: 'vswitchd 20%', c: { tx: F.bneck, txNode: ovsNode({ ovs: { datapaths: [{ name: 'ovs-netdev', type: 'netdev' }], portDrops: [], vswitchdCpuShare: 0.2 } }) }, status: 'ok' },
   ],
   'ovs-rx-cpu': [
