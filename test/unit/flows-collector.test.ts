@@ -1,0 +1,217 @@
+// The flows collector on replayed sock_diag fixtures: the cap (most bytes acked since the previous
+// scrape), --flows.watch, aggregates, absent fields, unit conversions, DUMP_INTR retry, flags, promtool.
+import * as fs from 'fs';
+import * as path from 'path';
+import { Config, UsageError } from '../../src/core/flags';
+import { Emitter } from '../../src/core/metrics';
+import { nullLogger } from '../../src/core/log';
+import { FLOW_METRICS, FlowSource, FlowsCollector, flowsCollector, flowsSettings } from '../../src/collectors/flows';
+import { allFlags } from '../../src/exporter';
+import { compileSelector } from '../../src/sources/flowselect';
+import { forEachMessage } from '../../src/sources/netlink/attrs';
+import { DumpPlan, DumpResult, SOCK_DIAG_BY_FAMILY, SockView } from '../../src/sources/netlink/sockdiag';
+import { promtoolAvailable, promtoolCheckMetrics } from '../support/promtool';
+
+const FIX = path.join(__dirname, '../fixtures/sockdiag');
+
+/** Payloads (inet_diag_msg + attributes) of a fixture, as mutable copies. */
+function payloads(file: string): Buffer[] {
+  const out: Buffer[] = [];
+  forEachMessage(fs.readFileSync(path.join(FIX, file)), (m) => {
+    if (m.type === SOCK_DIAG_BY_FAMILY) out.push(Buffer.from(m.buf.subarray(m.start, m.end)));
+  });
+  return out;
+}
+
+const infoOff = (p: Buffer) => new SockView().attach(p, 0, p.length).infoOff;
+
+class Replay implements FlowSource {
+  plans: DumpPlan[][] = [];
+  interruptNext = 0;
+  constructor(public msgs: Buffer[]) {}
+  async dump(plans: readonly DumpPlan[], _ext: number, onSocket: (v: SockView) => void): Promise<DumpResult> {
+    this.plans.push([...plans]);
+    const v = new SockView();
+    for (const p of this.msgs) onSocket(v.attach(p, 0, p.length));
+    const interrupted = this.interruptNext > 0;
+    if (interrupted) this.interruptNext--;
+    return { sockets: this.msgs.length, interrupted, datagrams: 1 };
+  }
+  close(): void {}
+}
+
+const fakeAddrs = { prepare: async () => undefined, deviceOf: (ip: string) => (ip.endsWith('127.0.0.1') ? 'lo' : undefined), close: () => undefined };
+
+function settings(over: Record<string, string>) {
+  return flowsSettings(Config.from(allFlags([flowsCollector]), over));
+}
+
+async function scrape(c: FlowsCollector): Promise<{ text: string; get: (name: string, labels?: Record<string, string>) => number[] }> {
+  const out = new Emitter();
+  await c.collect(out);
+  const text = out.render();
+  const get = (name: string, labels: Record<string, string> = {}) =>
+    text
+      .split('\n')
+      .filter((l) => l.startsWith(name + '{') || l.startsWith(name + ' '))
+      .filter((l) => Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)))
+      .map((l) => Number(l.slice(l.lastIndexOf(' ') + 1)));
+  return { text, get };
+}
+
+/** local_port of every flowpath_flow_info series. */
+const infoPorts = (text: string) =>
+  text
+    .split('\n')
+    .filter((l) => l.startsWith('flowpath_flow_info{'))
+    .map((l) => Number(/local_port="(\d+)"/.exec(l)![1]));
+
+/** The 8 flow ends of dump-a.bin (ESTAB), in order, with their local ports. */
+function flowsOf(msgs: Buffer[]): Array<{ p: Buffer; port: number }> {
+  return msgs.filter((p) => p[1] === 1).map((p) => ({ p, port: p.readUInt16BE(4) }));
+}
+const setAcked = (p: Buffer, v: number) => {
+  const o = infoOff(p) + 120; // tcpi_bytes_acked
+  p.writeUInt32LE(v % 2 ** 32, o);
+  p.writeUInt32LE(Math.floor(v / 2 ** 32), o + 4);
+};
+
+describe('flows collector', () => {
+  it('exports the flows with the most bytes acked since the previous scrape, and counts the rest', async () => {
+    const msgs = payloads('dump-a.bin');
+    const flows = flowsOf(msgs);
+    expect(flows.length).toBe(8);
+    const first = [100, 500, 300, 900, 0, 50, 700, 10];
+    flows.forEach((f, i) => setAcked(f.p, first[i]));
+    const c = new FlowsCollector(settings({ 'flows.select': '', 'flows.max': '3' }), nullLogger, { source: new Replay(msgs), addrs: fakeAddrs });
+    let s = await scrape(c);
+    // First scrape: nothing known before, so the whole lifetime counts.
+    const exportedPorts = (x: typeof s) => new Set(infoPorts(x.text));
+    expect(exportedPorts(s)).toEqual(new Set([flows[3].port, flows[6].port, flows[1].port]));
+    expect(s.get('flowpath_flows_seen')).toEqual([8]);
+    expect(s.get('flowpath_flows_exported')).toEqual([3]);
+    expect(s.get('flowpath_flows_omitted')).toEqual([5]);
+    expect(s.get('flowpath_flows_sockets', { state: 'established' })).toEqual([8]);
+    expect(s.get('flowpath_flows_sockets', { state: 'listen' })).toEqual([4]);
+    expect(s.get('flowpath_flows_sockets', { state: 'time-wait' })).toEqual([0]);
+
+    // Second scrape: rank by the delta, not the lifetime total.
+    const delta = [1000, 0, 0, 0, 0, 2000, 0, 5];
+    flows.forEach((f, i) => setAcked(f.p, first[i] + delta[i]));
+    s = await scrape(c);
+    expect(exportedPorts(s)).toEqual(new Set([flows[5].port, flows[0].port, flows[7].port]));
+    expect(s.get('flowpath_flow_acked_bytes_total', { local_port: String(flows[5].port) })).toEqual([2050]);
+
+    // A closed flow vanishes at once.
+    const closed = flows[5];
+    (c as unknown as { source: Replay }).source.msgs = msgs.filter((p) => p !== closed.p);
+    s = await scrape(c);
+    expect(s.text).not.toContain(`local_port="${closed.port}"`);
+    expect(s.get('flowpath_flows_seen')).toEqual([7]);
+  });
+
+  it('always exports --flows.watch flows, beyond --flows.max', async () => {
+    const msgs = payloads('dump-a.bin');
+    const flows = flowsOf(msgs);
+    flows.forEach((f, i) => setAcked(f.p, 1000 * (i + 1)));
+    const watched = flows[0].port; // the smallest acked count
+    const c = new FlowsCollector(settings({ 'flows.select': '', 'flows.max': '1', 'flows.watch': `sport = ${watched}` }), nullLogger, {
+      source: new Replay(msgs),
+      addrs: fakeAddrs,
+    });
+    const s = await scrape(c);
+    expect(new Set(infoPorts(s.text))).toEqual(new Set([watched, flows[7].port]));
+    expect(s.get('flowpath_flows_exported')).toEqual([2]);
+    expect(s.get('flowpath_flows_omitted')).toEqual([6]);
+  });
+
+  it('hands the kernel the compiled --flows.select OR --flows.watch', async () => {
+    const src = new Replay([]);
+    const c = new FlowsCollector(settings({ 'flows.select': 'dport = 5201', 'flows.watch': 'src 10.0.0.0/8' }), nullLogger, { source: src, addrs: fakeAddrs });
+    await scrape(c);
+    expect(src.plans[0]).toEqual(compileSelector('(dport = 5201) or (src 10.0.0.0/8)').plans);
+    const d = new Replay([]);
+    await scrape(new FlowsCollector(settings({}), nullLogger, { source: d, addrs: fakeAddrs }));
+    expect(d.plans[0]).toEqual(compileSelector('not loopback').plans);
+  });
+
+  it('converts units and labels each flow (info: cc, state, ca_state, local_device)', async () => {
+    const msgs = payloads('dump-a.bin');
+    const c = new FlowsCollector(settings({ 'flows.select': '', 'flows.max': '100' }), nullLogger, { source: new Replay(msgs), addrs: fakeAddrs });
+    const s = await scrape(c);
+    const views = msgs.map((p) => new SockView().attach(p, 0, p.length)).filter((v) => v.state === 1);
+    for (const v of views) {
+      const r = v.record();
+      const t = r.tcpInfo!;
+      const l = { local_ip: r.localIp, local_port: String(r.localPort), peer_ip: r.peerIp, peer_port: String(r.peerPort) };
+      expect(s.get('flowpath_flow_info', { ...l, cc: r.cc!, state: 'established', ca_state: 'open', local_device: r.localIp.endsWith('127.0.0.1') ? 'lo' : '' })).toEqual([1]);
+      expect(s.get('flowpath_flow_rtt_seconds', l)).toEqual([t.rtt / 1e6]);
+      expect(s.get('flowpath_flow_cwnd_packets', l)).toEqual([t.sndCwnd]);
+      expect(s.get('flowpath_flow_busy_seconds_total', l)).toEqual([t.busyTime / 1e6]);
+      expect(s.get('flowpath_flow_rwnd_limited_seconds_total', l)).toEqual([t.rwndLimited / 1e6]);
+      expect(s.get('flowpath_flow_notsent_bytes', l)).toEqual([t.notsentBytes]);
+      expect(s.get('flowpath_flow_skmem_wmem_queued_bytes', l)).toEqual([r.skmem!.wmemQueued]);
+      expect(s.get('flowpath_flow_send_queue_bytes', l)).toEqual([r.wqueue]);
+      expect(s.get('flowpath_flow_delivery_rate_app_limited', l)).toEqual([t.deliveryRateAppLimited]);
+      // Absent when unlimited / not set / never measured.
+      expect(s.get('flowpath_flow_max_pacing_rate_bytes_per_second', l)).toEqual(t.maxPacingRate === Infinity ? [] : [t.maxPacingRate]);
+      expect(s.get('flowpath_flow_ssthresh_packets', l)).toEqual(t.sndSsthresh === 0x7fffffff ? [] : [t.sndSsthresh]);
+      expect(s.get('flowpath_flow_bbr_pacing_gain_ratio', l)).toEqual(r.bbr ? [r.bbr.pacingGain] : []);
+      expect(s.get('flowpath_flow_bbr_bandwidth_bytes_per_second', l)).toEqual(r.bbr ? [r.bbr.bw] : []);
+    }
+    expect(s.get('flowpath_flow_max_pacing_rate_bytes_per_second')).toEqual([4_000_000]);
+    // Listeners are counted, never exported.
+    expect(s.text).not.toMatch(/flowpath_flow_info\{[^}]*state="listen"/);
+  });
+
+  it('omits what an older kernel does not send instead of exporting 0', async () => {
+    const c = new FlowsCollector(settings({ 'flows.select': '' }), nullLogger, { source: new Replay(payloads('short-3.14.bin')), addrs: fakeAddrs });
+    const s = await scrape(c);
+    expect(s.get('flowpath_flows_exported')).toEqual([8]);
+    expect(s.get('flowpath_flow_rtt_seconds').length).toBe(8);
+    for (const absent of [
+      'flowpath_flow_pacing_rate_bytes_per_second',
+      'flowpath_flow_acked_bytes_total',
+      'flowpath_flow_notsent_bytes',
+      'flowpath_flow_busy_seconds_total',
+      'flowpath_flow_snd_wnd_bytes',
+      'flowpath_flow_skmem_backlog_bytes',
+      'flowpath_flow_skmem_dropped_packets_total',
+      'flowpath_flow_bbr_bandwidth_bytes_per_second',
+    ]) {
+      expect([absent, s.get(absent)]).toEqual([absent, []]);
+    }
+  });
+
+  it('retries a dump the kernel flagged NLM_F_DUMP_INTR once, without double counting', async () => {
+    const src = new Replay(payloads('dump-a.bin'));
+    src.interruptNext = 1;
+    const c = new FlowsCollector(settings({ 'flows.select': '' }), nullLogger, { source: src, addrs: fakeAddrs });
+    const s = await scrape(c);
+    expect(src.plans.length).toBe(2);
+    expect(s.get('flowpath_flows_dump_interrupted_total')).toEqual([1]);
+    expect(s.get('flowpath_flows_seen')).toEqual([8]);
+    expect(s.get('flowpath_flows_sockets', { state: 'listen' })).toEqual([4]);
+  });
+
+  it('declares every family it emits, and the exposition passes promtool', async () => {
+    const c = new FlowsCollector(settings({ 'flows.select': '', 'flows.watch': 'all' }), nullLogger, { source: new Replay(payloads('dump-a.bin')), addrs: fakeAddrs });
+    const out = new Emitter();
+    await c.collect(out);
+    const declared = new Set(FLOW_METRICS.map((d) => d.name));
+    for (const n of out.familyNames()) expect(declared.has(n)).toBe(true);
+    expect(out.familyNames().length).toBeGreaterThan(50);
+    if (promtoolAvailable()) {
+      const r = promtoolCheckMetrics(out.render());
+      expect(r.output).toBe('');
+      expect(r.status).toBe(0);
+    }
+  });
+
+  it('refuses a bad selector at flag parsing, naming the column', () => {
+    const parse = () => Config.from(allFlags([flowsCollector]), { 'flows.select': 'dport = 5201 and dst 10.0.0.0/33' });
+    expect(parse).toThrow(UsageError);
+    expect(parse).toThrow(/--flows.select: .* at column 22/);
+    expect(() => Config.from(allFlags([flowsCollector]), { 'flows.max': '-1' })).toThrow(UsageError);
+  });
+});
