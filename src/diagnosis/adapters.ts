@@ -42,6 +42,8 @@ import type {
 } from './types';
 import type { DiscoveredFlow, FlowSource, NodeSource } from './sampler';
 import { RouteLookup } from './route';
+import { EthtoolClient, EthtoolFeatures, EthtoolRings } from '../sources/netlink/ethtool';
+import { NetdevGenlClient, QueueStats } from '../sources/netlink/netdev-genl';
 
 // ---------------------------------------------------------------------------------------------------
 // sock_diag → FlowSample
@@ -238,6 +240,11 @@ export interface NodeParts {
   attrs?: Map<string, NetdevAttrs>;
   queues?: Map<string, NetdevQueues>;
   qdiscs?: QdiscRecord[];
+  /** ethtool features and rings of the path devices (configuration, read now and then). */
+  features?: Map<string, EthtoolFeatures>;
+  rings?: Map<string, EthtoolRings>;
+  /** netdev genl per-queue statistics of the path devices. */
+  qstats?: Map<string, QueueStats[]>;
   softnet?: SoftnetRow[];
   softirqs?: Softirqs;
   stat?: CpuTicks[];
@@ -265,6 +272,11 @@ export function buildNodeSnapshot(p: NodeParts): NodeSnapshot {
     const s = a.stats;
     const q = p.queues?.get(name);
     const kind: DeviceSnapshot['kind'] = d ? (DEVICE_KIND[d.class] ?? (d.kind === 'veth' ? 'veth' : d.kind === 'ifb' ? 'ifb' : 'other')) : undefined;
+    const feat = p.features?.get(name);
+    const ring = p.rings?.get(name);
+    const qs = p.qstats?.get(name);
+    const txq = qs?.filter((x) => x.queueType === 'tx');
+    const sumTx = (c: string) => (txq && txq.some((x) => x.counters.has(c)) ? txq.reduce((a, x) => a + (x.counters.get(c) ?? 0), 0) : undefined);
     devices.push({
       name,
       kind,
@@ -283,6 +295,15 @@ export function buildNodeSnapshot(p: NodeParts): NodeSnapshot {
       rxMissed: s.rx_missed_errors,
       rxFifo: s.rx_fifo_errors,
       txFifo: s.tx_fifo_errors,
+      txStop: sumTx('tx-stop'),
+      txWake: sumTx('tx-wake'),
+      rxRing: ring?.rx,
+      rxRingMax: ring?.rxMax,
+      txRing: ring?.tx,
+      txRingMax: ring?.txMax,
+      tso: feat?.get('tx-tcp-segmentation')?.active,
+      gso: feat?.get('tx-generic-segmentation')?.active,
+      gro: feat?.get('rx-gro')?.active,
       rxQueues: q?.rx.length,
       txQueues: q?.tx.length,
       rps: q ? q.rx.some((r) => (r.rpsCpus?.length ?? 0) > 0) : undefined,
@@ -385,7 +406,9 @@ export function pathDevicesFor(egress: string | undefined, ovs: OvsSourceSnapsho
     for (const b of ovs.unixctl.dpif) {
       for (const br of b.bridges) {
         if (!br.ports.some((p) => p.name === egress)) continue;
-        const uplink = br.ports.find((p) => !isInternalType(p.type) && p.type !== 'patch');
+        // The physical port ("system"), else any other non-internal port (a tunnel), never a patch port.
+        const uplink =
+          br.ports.find((p) => p.type === 'system' || p.type === '') ?? br.ports.find((p) => !isInternalType(p.type) && p.type !== 'patch');
         if (uplink) nic = uplink.name;
       }
     }
@@ -395,6 +418,9 @@ export function pathDevicesFor(egress: string | undefined, ovs: OvsSourceSnapsho
 
 // ---------------------------------------------------------------------------------------------------
 // The live node source
+
+/** ethtool features and rings are configuration: re-read at most this often. */
+const CONFIG_TTL_MS = 30000;
 
 export const DIAGNOSIS_SYSCTLS = [
   'net.ipv4.tcp_wmem',
@@ -422,6 +448,11 @@ export class LiveNodeSource implements NodeSource {
   private ovsAt = -Infinity;
   /** Devices whose sysfs attributes each snapshot reads. */
   private readonly interesting = new Set<string>();
+  private ethtool: EthtoolClient | null = null;
+  private netdev: NetdevGenlClient | null = null;
+  /** ethtool configuration per device, re-read after CONFIG_TTL_MS. */
+  private readonly config = new Map<string, { at: number; features?: EthtoolFeatures; rings?: EthtoolRings }>();
+  private qstatsUnsupported = false;
   private readonly hz = userHz();
 
   constructor(private readonly o: LiveNodeSourceOptions) {}
@@ -517,6 +548,39 @@ export class LiveNodeSource implements NodeSource {
         if (q) queues.set(n, q);
       }),
     );
+    // ethtool configuration (features, rings) now and then; per-queue qstats (tx-stop) every snapshot.
+    // Devices or kernels without them (veth rings, tun, old kernels) simply leave them out.
+    const features = new Map<string, EthtoolFeatures>();
+    const rings = new Map<string, EthtoolRings>();
+    const qstats = new Map<string, QueueStats[]>();
+    await Promise.all(
+      [...names].map(async (n) => {
+        const ifindex = devices?.find((d) => d.name === n)?.ifindex;
+        if (ifindex === undefined) return;
+        let c = this.config.get(n);
+        if (!c || t - c.at > CONFIG_TTL_MS) {
+          this.ethtool ??= new EthtoolClient();
+          const [f, r] = await Promise.all([
+            this.ethtool.features(ifindex, n).catch(() => undefined),
+            this.ethtool.rings(ifindex, n).catch(() => undefined),
+          ]);
+          c = { at: t, features: f, rings: r };
+          this.config.set(n, c);
+        }
+        if (c.features) features.set(n, c.features);
+        if (c.rings) rings.set(n, c.rings);
+        if (!this.qstatsUnsupported) {
+          this.netdev ??= new NetdevGenlClient();
+          try {
+            qstats.set(n, await this.netdev.qstats(ifindex, n));
+          } catch (e) {
+            const code = (e as { code?: string }).code;
+            if (code === 'EOPNOTSUPP' || code === 'ENOENT') this.qstatsUnsupported = code === 'ENOENT';
+            else errors.push(`qstats ${n}: ${(e as Error).message}`);
+          }
+        }
+      }),
+    );
     const sysctl: Record<string, string> = {};
     for (const name of DIAGNOSIS_SYSCTLS) {
       const v = attempt(`sysctl ${name}`, () => readSysctl(this.o.procfs, name));
@@ -530,6 +594,9 @@ export class LiveNodeSource implements NodeSource {
       attrs,
       queues,
       qdiscs: qd,
+      features,
+      rings,
+      qstats,
       softnet: attempt('softnet_stat', () => readSoftnet(this.o.procfs, this.o.sysfs)),
       softirqs: attempt('softirqs', () => readSoftirqs(this.o.procfs)),
       stat: attempt('stat', () => readProcStatCpus(this.o.procfs)),
@@ -554,6 +621,10 @@ export class LiveNodeSource implements NodeSource {
   close(): void {
     this.rtnl?.close();
     this.rtnl = null;
+    this.ethtool?.close();
+    this.ethtool = null;
+    this.netdev?.close();
+    this.netdev = null;
     this.route.close();
     this.o.ovs?.close();
   }
