@@ -1,0 +1,64 @@
+// Fake sources and clock for the sampler, API, collector and command tests.
+
+import type { Clock, DiscoveredFlow, FlowSource, NodeSource } from '../../../src/diagnosis/sampler';
+import type { FlowKey, FlowSample, NodeSnapshot, PathDevices } from '../../../src/diagnosis/types';
+
+export class FakeClock implements Clock {
+  t = 0;
+  private timers: Array<{ at: number; fn: () => void; id: number }> = [];
+  private next = 1;
+  now = () => this.t;
+  wall = () => 1_700_000_000_000 + this.t;
+  setTimeout = (fn: () => void, ms: number) => {
+    const id = this.next++;
+    this.timers.push({ at: this.t + ms, fn, id });
+    return id;
+  };
+  clearTimeout = (h: unknown) => {
+    this.timers = this.timers.filter((x) => x.id !== h);
+  };
+  /** Advance time, running due timers in order (and awaiting the promises they start). */
+  async advance(ms: number): Promise<void> {
+    const end = this.t + ms;
+    for (;;) {
+      this.timers.sort((a, b) => a.at - b.at);
+      const due = this.timers[0];
+      if (!due || due.at > end) break;
+      this.timers.shift();
+      this.t = due.at;
+      due.fn();
+      for (let i = 0; i < 5; i++) await Promise.resolve();
+    }
+    this.t = end;
+  }
+}
+
+export const key = (port: number, cookie = '1'): FlowKey => ({ localIp: '10.0.0.1', localPort: port, peerIp: '10.0.0.2', peerPort: 5201, cookie });
+
+export class FakeFlows implements FlowSource {
+  /** port -> bytes acked so far and whether it exists. */
+  flows = new Map<number, { bytes: number; watched: boolean; cookie: string; sig: Partial<FlowSample>; rate: number }>();
+  lookups = 0;
+  discover = async (): Promise<DiscoveredFlow[]> =>
+    [...this.flows.entries()].map(([p, f]) => ({ key: key(p, f.cookie), bytesAcked: f.bytes, bytesReceived: 0, watched: f.watched }));
+  lookup = async (keys: readonly FlowKey[], t: number, _wallMs?: number): Promise<Array<FlowSample | null>> =>
+    keys.map((k) => {
+      this.lookups++;
+      const f = this.flows.get(k.localPort);
+      if (!f || f.cookie !== k.cookie) return null;
+      const us = t * 1000;
+      return { ...f.sig, t, sndMss: 1448, busyTime: Math.floor(us * 0.9), rwndLimited: 0, sndbufLimited: 0, bytesAcked: Math.floor((f.rate * t) / 1000), bytesSent: Math.floor((f.rate * t) / 1000) };
+    });
+  close = () => undefined;
+}
+
+export class FakeNode implements NodeSource {
+  snaps = 0;
+  snapshot = async (t: number): Promise<NodeSnapshot> => {
+    this.snaps++;
+    return { t, devices: [{ name: 'eth0', txDropped: 3, txBytes: this.snaps * 1000 }], qdiscs: [], cpus: [], errors: [] };
+  };
+  pathFor = async (): Promise<PathDevices> => ({ ipDevice: 'eth0', nicDevice: 'eth0' });
+  close = () => undefined;
+}
+

@@ -1,0 +1,182 @@
+// The sampler with fake sources and a fake clock: which flows it samples, what it does with closed and
+// reused sockets, the windows it answers for, and its loop timing.
+
+import { DEFAULT_SAMPLER_OPTIONS, Sampler, SamplerOptions, flowId, joinEvidence, parseFlowId } from '../../../src/diagnosis/sampler';
+import { totalSeconds } from '../../../src/diagnosis/classify';
+import { REASONS } from '../../../src/diagnosis/types';
+import { nullLogger } from '../../../src/core/log';
+import { SIG } from './synth';
+import { FakeClock, FakeFlows, FakeNode, key } from './fakes';
+
+function setup(o: Partial<SamplerOptions> = {}) {
+  const clock = new FakeClock();
+  const flows = new FakeFlows();
+  const node = new FakeNode();
+  const s = new Sampler({ ...DEFAULT_SAMPLER_OPTIONS, discoverIntervalMs: 1000, ...o }, flows, node, nullLogger, clock);
+  return { clock, flows, node, s };
+}
+
+describe('flow ids', () => {
+  it('round-trip, IPv6 in brackets', () => {
+    const k = { localIp: '::1', localPort: 1, peerIp: 'fe80::2', peerPort: 80 };
+    expect(flowId(k)).toBe('[::1]:1-[fe80::2]:80');
+    expect(parseFlowId(flowId(k))).toEqual(k);
+    expect(parseFlowId('1.1.1.3:40000-1.1.1.2:5201')).toEqual({ localIp: '1.1.1.3', localPort: 40000, peerIp: '1.1.1.2', peerPort: 5201 });
+    expect(parseFlowId('dport = 5201')).toBeUndefined();
+    expect(parseFlowId('1.1.1.3:70000-1.1.1.2:5201')).toBeUndefined();
+  });
+});
+
+describe('which flows are sampled', () => {
+  it('watched flows plus the top N by throughput, at most max-flows', async () => {
+    const { s, flows, clock } = setup({ top: 2, maxFlows: 3 });
+    flows.flows.set(1, { bytes: 0, watched: true, cookie: '1', sig: SIG.bneck, rate: 1e6 });
+    for (const [p, b] of [[2, 5e6], [3, 9e6], [4, 1e6]] as const) flows.flows.set(p, { bytes: b, watched: false, cookie: '1', sig: SIG.bneck, rate: 1e6 });
+    await s.discover();
+    // First discovery ranks new flows by their bytes so far: 3 and 2 are the top two.
+    expect(s.flows().map((f) => f.key.localPort).sort()).toEqual([1, 2, 3]);
+    expect([...s.find(key(1))!.reasons]).toEqual(['watch']);
+    // Flow 4 becomes the busiest; max-flows (3) keeps it out until a slot frees.
+    flows.flows.get(4)!.bytes += 50e6;
+    clock.t += 1000;
+    await s.discover();
+    expect(s.find(key(4))).toBeUndefined();
+    // After the hold time the old top flows leave, and 4 gets in.
+    clock.t += DEFAULT_SAMPLER_OPTIONS.topHoldMs + 1000;
+    flows.flows.get(4)!.bytes += 50e6;
+    await s.discover();
+    flows.flows.get(4)!.bytes += 50e6;
+    await s.discover();
+    expect(s.find(key(4))).toBeDefined();
+  });
+
+  it('a closed socket stops being sampled and is forgotten after the grace period', async () => {
+    const { s, flows, clock } = setup({ top: 0, goneGraceMs: 5000 });
+    flows.flows.set(7, { bytes: 0, watched: true, cookie: '9', sig: SIG.bneck, rate: 1e7 });
+    await s.discover();
+    await s.tick();
+    clock.t += 50;
+    await s.tick();
+    flows.flows.delete(7);
+    clock.t += 50;
+    await s.tick();
+    expect(s.find(key(7))?.goneAt).toBe(100);
+    const before = flows.lookups;
+    await s.tick();
+    expect(flows.lookups).toBe(before); // not looked up any more
+    clock.t += 6000;
+    await s.discover();
+    expect(s.find(key(7))).toBeUndefined();
+  });
+
+  it('the same 4-tuple with a new cookie is a new flow (counters restart)', async () => {
+    const { s, flows, clock } = setup({ top: 0 });
+    flows.flows.set(7, { bytes: 0, watched: true, cookie: '1', sig: SIG.bneck, rate: 1e7 });
+    await s.discover();
+    for (let i = 0; i < 5; i++) {
+      await s.tick();
+      clock.t += 50;
+    }
+    expect(totalSeconds(s.find(key(7))!.classifier.total)).toBeCloseTo(0.2);
+    flows.flows.set(7, { bytes: 0, watched: true, cookie: '2', sig: SIG.bneck, rate: 1e7 });
+    await s.discover(); // sees cookie 2 on the tuple: the old one is gone
+    await s.tick();
+    await s.discover(); // and now the new socket replaces it
+    const f = s.find(key(7))!;
+    expect(f.key.cookie).toBe('2');
+    expect(totalSeconds(f.classifier.total)).toBe(0);
+  });
+
+  it('a pin samples a flow discovery would not pick, for the given time', async () => {
+    const { s, flows, clock } = setup({ top: 0 });
+    flows.flows.set(9, { bytes: 0, watched: false, cookie: '3', sig: SIG.pace_cubic, rate: 1e6 });
+    expect(s.pin(key(9, '3'), 10)).toBe(true);
+    await s.tick();
+    expect(s.find(key(9))?.history.length).toBe(1);
+    clock.t += 11000;
+    await s.discover();
+    expect(s.find(key(9))).toBeUndefined();
+  });
+});
+
+describe('sampling and answers', () => {
+  it('every interval is classified and the reasons sum to wall time', async () => {
+    const { s, flows, clock } = setup({ top: 0 });
+    flows.flows.set(5, { bytes: 0, watched: true, cookie: '1', sig: SIG.bneck, rate: 25e6 });
+    await s.discover();
+    await s.snapshotNode();
+    for (let i = 0; i < 41; i++) {
+      await s.tick();
+      clock.t += 50;
+    }
+    await s.snapshotNode();
+    const f = s.find(key(5))!;
+    expect(totalSeconds(f.classifier.total)).toBeCloseTo(2.0, 6);
+    expect(f.classifier.total.idle).toBeCloseTo(0.2, 1); // busy 90%
+    expect(f.classifier.total.cwnd).toBeCloseTo(1.8, 1);
+    const ev = s.evidence(key(5), 1);
+    expect(ev.flow?.seconds).toBeCloseTo(1.0, 1);
+    expect(ev.flow?.role).toBe('sender');
+    expect(ev.flow?.goodputBps).toBeCloseTo(25e6, -4);
+    expect(ev.nodeSummary?.devices[0].txDropped).toBe(0);
+    expect(ev.nodeSummary?.devices[0].txBps).toBeGreaterThan(0);
+    expect(ev.nodeSummary?.path).toEqual({ ipDevice: 'eth0', nicDevice: 'eth0' });
+    const v = s.diagnose(key(5), 2);
+    expect(v.top?.hop).toBe('link');
+    for (const r of REASONS) expect(f.classifier.total[r]).toBeGreaterThanOrEqual(0);
+  });
+
+  it('joins a peer: the side that sent the bytes is the sender', () => {
+    const sender = { node: 'a', flow: { role: 'sender' } } as never;
+    const receiver = { node: 'b', flow: { role: 'receiver' } } as never;
+    expect(joinEvidence(sender, receiver)).toEqual({ sender, receiver });
+    expect(joinEvidence(receiver, sender)).toEqual({ sender, receiver });
+    expect(joinEvidence({ node: 'b' }, sender)).toEqual({ sender, receiver: { node: 'b' } });
+  });
+
+  it('a lookup failure is counted, not thrown', async () => {
+    const { s, flows } = setup({ top: 0 });
+    flows.flows.set(5, { bytes: 0, watched: true, cookie: '1', sig: SIG.bneck, rate: 1 });
+    await s.discover();
+    flows.lookup = async () => {
+      throw new Error('netlink timeout');
+    };
+    await s.tick();
+    expect(s.stats.errors.lookup).toBe(1);
+    expect(s.lastError.lookup).toBe('netlink timeout');
+  });
+});
+
+describe('loops', () => {
+  it('ticks at the sample rate, discovers and snapshots at their intervals, stops cleanly', async () => {
+    const { s, flows, node, clock } = setup({ top: 0, rateHz: 20, discoverIntervalMs: 1000, nodeIntervalMs: 500 });
+    flows.flows.set(5, { bytes: 0, watched: true, cookie: '1', sig: SIG.bneck, rate: 1 });
+    s.start();
+    await clock.advance(2000);
+    await s.stop();
+    expect(s.stats.ticks).toBeGreaterThanOrEqual(40);
+    expect(s.stats.ticks).toBeLessThanOrEqual(41);
+    expect(s.stats.discoveries).toBe(3); // t = 0, 1000, 2000
+    expect(node.snaps).toBe(5);
+    expect(s.stats.overruns).toBe(0);
+    const ticks = s.stats.ticks;
+    await clock.advance(1000);
+    expect(s.stats.ticks).toBe(ticks);
+  });
+
+  it('a round that takes longer than the interval counts overruns instead of piling up', async () => {
+    const { s, flows, clock } = setup({ top: 0, rateHz: 20 });
+    flows.flows.set(5, { bytes: 0, watched: true, cookie: '1', sig: SIG.bneck, rate: 1 });
+    await s.discover();
+    const orig = flows.lookup;
+    flows.lookup = async (k, t, w) => {
+      clock.t += 120; // the kernel took 120 ms to answer
+      return orig(k, t, w);
+    };
+    s.start();
+    await clock.advance(1000);
+    await s.stop();
+    expect(s.stats.overruns).toBeGreaterThan(0);
+    expect(s.stats.ticks).toBeLessThan(15);
+  });
+});
