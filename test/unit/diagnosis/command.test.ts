@@ -100,3 +100,25 @@ describe('flowpath diagnose', () => {
     await expect(runDiagnose(config(['--peer', 'not a url']), cio, { makeSampler: fakes().makeSampler })).rejects.toBeInstanceOf(UsageError);
   });
 });
+
+describe('CLI integration (what src/cli.ts gets: COMMANDS.diagnose = diagnoseCommand)', () => {
+  it('help, and a bad flag value exits 2 with a one-line reason', async () => {
+    const cli = await import('../../../src/cli');
+    const had = 'diagnose' in cli.COMMANDS;
+    if (!had) cli.COMMANDS.diagnose = diagnoseCommand;
+    try {
+      const a = io();
+      expect(await cli.main(['diagnose', '--help'], a.io)).toBe(0);
+      expect(a.out.stdout).toContain('usage: flowpath diagnose [--flow SELECTOR|ID] [--duration 10s] [--peer URL] [--json]');
+      expect(a.out.stdout).toContain('--peer=<url>');
+      const b = io();
+      expect(await cli.main(['diagnose', '--duration', 'soon'], b.io)).toBe(2);
+      expect(b.out.stderr).toMatch(/^flowpath: --duration: expected a duration/);
+      const c = io();
+      expect(await cli.main(['diagnose', '--peer', 'nope'], c.io)).toBe(2);
+      expect(c.out.stderr).toBe('flowpath diagnose: --peer: not a URL: "nope"\n');
+    } finally {
+      if (!had) delete (cli.COMMANDS as Record<string, unknown>).diagnose;
+    }
+  });
+});
