@@ -332,6 +332,8 @@ export class Sampler {
 
   async snapshotNode(): Promise<void> {
     if (!this.nodeSource) return;
+    // Node evidence only matters for sampled flows: a node without them costs one dump per discovery.
+    if (![...this.flowsById.values()].some((f) => f.goneAt === undefined)) return;
     const t0 = process.hrtime.bigint();
     try {
       const snap = await this.nodeSource.snapshot(this.clock.now());
