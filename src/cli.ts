@@ -8,6 +8,10 @@ import { catalogueJson, renderCatalogue, sectionsFor } from './core/catalogue';
 import { ALL_COLLECTORS } from './collectors';
 import { EXPORTER_METRICS, Exporter, allFlags, listenFlag, logLevelFlag } from './exporter';
 import { createApp, parseListenAddress } from './server';
+import { samplerFromRegistry } from './collectors/diagnosis';
+import { mountDiagnosisApi } from './diagnosis/api';
+import { diagnoseCommand } from './diagnosis/command';
+import { windowFlag } from './diagnosis/flags';
 import { VERSION } from './version';
 
 export interface Command {
@@ -36,6 +40,7 @@ const catalogueCommand: Command = {
 };
 
 export const COMMANDS: Record<string, Command> = {
+  diagnose: diagnoseCommand,
   catalogue: catalogueCommand,
 };
 
@@ -69,7 +74,10 @@ async function serve(config: Config, io: CliIO): Promise<number> {
   const { host, port } = parseListenAddress(config.get(listenFlag));
   const exporter = new Exporter(config, log);
   exporter.start();
-  const app = createApp(exporter);
+  const app = createApp(exporter, {
+    routes: (a) =>
+      mountDiagnosisApi(a, { sampler: () => samplerFromRegistry(exporter.registry), defaultWindowSeconds: config.get(windowFlag) }),
+  });
   const server = host === undefined ? app.listen(port) : app.listen(port, host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', () => resolve());
@@ -89,8 +97,21 @@ async function serve(config: Config, io: CliIO): Promise<number> {
   });
 }
 
+/** The subcommand word: the first argument that is neither a flag nor the value of a "--flag value". */
+function findCommand(argv: readonly string[]): string | undefined {
+  const takesValue = new Set<string>();
+  for (const f of [...allFlags(), ...Object.values(COMMANDS).flatMap((c) => c.flags ?? [])]) if (!f.boolean) takesValue.add(f.name);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') return undefined;
+    if (!a.startsWith('-')) return a;
+    if (a.startsWith('--') && !a.includes('=') && takesValue.has(a.slice(2))) i++;
+  }
+  return undefined;
+}
+
 export async function main(argv: readonly string[], io: CliIO): Promise<number> {
-  const first = argv.find((a) => !a.startsWith('-'));
+  const first = findCommand(argv);
   const cmd = first !== undefined ? COMMANDS[first] : undefined;
   if (first !== undefined && !cmd) {
     io.stderr(`flowpath: unknown command "${first}" (see --help)\n`);
@@ -116,7 +137,7 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     return 0;
   }
   if (cmd) {
-    args.positional.shift();
+    args.positional.splice(args.positional.indexOf(first as string), 1);
     try {
       return await cmd.run(args, io);
     } catch (e) {

@@ -36,7 +36,8 @@ maybe('Prometheus scrapes flowpath', () => {
     await new Promise<void>((r) => client.once('connect', () => r()));
     client.write(Buffer.alloc(1 << 20));
 
-    exporter = await startExporter([`--flows.select=sport = ${flowPort} or dport = ${flowPort}`]);
+    const sel = `sport = ${flowPort} or dport = ${flowPort}`;
+    exporter = await startExporter([`--flows.select=${sel}`, `--diagnosis.watch=${sel}`]);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowpath-prom-'));
     const port = await freePort();
     promUrl = `http://127.0.0.1:${port}`;
@@ -96,5 +97,35 @@ maybe('Prometheus scrapes flowpath', () => {
     const acked = await query(promUrl, `flowpath_flow_acked_bytes_total{peer_port="${flowPort}"}`);
     expect(acked.length).toBe(1);
     expect(Number(acked[0].value[1])).toBeGreaterThan(0);
+  }, 40000);
+
+  it('the diagnosis API of the running exporter samples the watched flow and Prometheus has its limit attribution', async () => {
+    const flows = await waitFor(
+      'watched flow in /api/flows',
+      async () => {
+        const j = JSON.parse((await httpGet(`${exporter.url}/api/flows`)).body);
+        const mine = j.flows.filter((f: { local_port: number; sampled: boolean }) => f.local_port === flowPort && f.sampled);
+        return mine.length > 0 ? mine : undefined;
+      },
+      15000,
+      300,
+    );
+    expect(flows[0].local_ip).toBe('127.0.0.1');
+    const d = await httpGet(`${exporter.url}/api/diagnosis?flow=${encodeURIComponent(`sport = ${flowPort}`)}`);
+    expect(d.status).toBe(200);
+    const body = JSON.parse(d.body);
+    expect(body.id).toContain(String(flowPort));
+    const bad = await httpGet(`${exporter.url}/api/diagnosis?flow=${encodeURIComponent('sport = ')}`);
+    expect(bad.status).toBe(400);
+    const limited = await waitFor(
+      'flowpath_flow_limited_seconds_total in Prometheus',
+      async () => {
+        const r = await query(promUrl, `sum by (local_port) (flowpath_flow_limited_seconds_total{local_port="${flowPort}"})`);
+        return r.length > 0 && Number(r[0].value[1]) > 0 ? r : undefined;
+      },
+      20000,
+      500,
+    );
+    expect(limited[0].metric.local_port).toBe(String(flowPort));
   }, 40000);
 });

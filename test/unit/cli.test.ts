@@ -41,4 +41,24 @@ describe('flowpath CLI', () => {
     expect(code).toBe(0);
     expect(out).toContain(`flowpath ${pkg.version}`);
   });
+
+  it('finds the subcommand after flags that take a separate value', async () => {
+    const a = await run(['--log.level', 'debug', 'diagnose', '--help']);
+    expect(a.code).toBe(0);
+    expect(a.out).toMatch(/^usage: flowpath diagnose/);
+    const b = await run(['--flow', 'dport = 5201', 'diagnose', '--help']);
+    expect(b.code).toBe(0);
+    expect(b.out).toMatch(/^usage: flowpath diagnose/);
+    const c = await run(['--log.level', 'catalogue']);
+    expect(c.code).toBe(2);
+    expect(c.err).toMatch(/--log.level: expected one of/);
+  });
+
+  it('lists the diagnose command and the collectors in --help', async () => {
+    const { out } = await run(['--help']);
+    expect(out).toMatch(/\n  diagnose\s/);
+    for (const c of ['flows', 'nic', 'irq', 'qdisc', 'softirq', 'netstat', 'sysctl', 'ovs', 'node', 'diagnosis']) {
+      expect(out).toMatch(new RegExp(`\\n  ${c}\\s+\\[(on|off)\\]`));
+    }
+  });
 });
