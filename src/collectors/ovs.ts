@@ -13,7 +13,8 @@
 // genl = the kernel vport's counters; unixctl = OVS's netdev counters for the port. upcall/show, PMD and
 // coverage metrics only exist via unixctl.
 
-import { durationFlag, intFlag, stringFlag } from '../core/flags';
+import { Config, durationFlag, intFlag, stringFlag } from '../core/flags';
+import type { Logger } from '../core/log';
 import { Emitter, MetricTable, counter, gauge } from '../core/metrics';
 import { sysfsFlag } from '../core/paths';
 import { CollectorDef } from './registry';
@@ -267,6 +268,30 @@ export interface OvsCollectorTestHooks {
 /** Test hook: how the collector builds its genetlink socket (null = a real NETLINK_GENERIC socket). */
 export const ovsTestHooks: OvsCollectorTestHooks = {};
 
+const readers = new WeakMap<Config, OvsReader>();
+/**
+ * The one OvsReader of an exporter (keyed by its Config): the ovs collector's background refresh and the
+ * diagnosis sampler share it, so ovs-vswitchd sees one control connection and one read per interval.
+ */
+export function sharedOvsReader(config: Config, log: Logger): OvsReader {
+  let r = readers.get(config);
+  if (!r) {
+    r = new OvsReader({
+      discover: {
+        unixctl: config.get(ovsUnixctlFlag) || undefined,
+        rundir: config.get(ovsRundirFlag) || undefined,
+        envRundir: process.env.OVS_RUNDIR || undefined,
+      },
+      timeoutMs: config.get(ovsTimeoutFlag) * 1000,
+      sysfs: config.get(sysfsFlag),
+      log,
+      genlSocket: ovsTestHooks.genlSocket,
+    });
+    readers.set(config, r);
+  }
+  return r;
+}
+
 export const ovsCollector: CollectorDef = {
   name: 'ovs',
   description:
@@ -277,17 +302,7 @@ export const ovsCollector: CollectorDef = {
   create({ config, log }) {
     const timeoutMs = config.get(ovsTimeoutFlag) * 1000;
     const maxPorts = config.get(ovsMaxPortsFlag);
-    const reader = new OvsReader({
-      discover: {
-        unixctl: config.get(ovsUnixctlFlag) || undefined,
-        rundir: config.get(ovsRundirFlag) || undefined,
-        envRundir: process.env.OVS_RUNDIR || undefined,
-      },
-      timeoutMs,
-      sysfs: config.get(sysfsFlag),
-      log,
-      genlSocket: ovsTestHooks.genlSocket,
-    });
+    const reader = sharedOvsReader(config, log);
     const refresher = new OvsRefresher(reader, config.get(ovsRefreshFlag) * 1000, publishInternalPorts);
     return {
       start: () => refresher.start(),
@@ -297,7 +312,10 @@ export const ovsCollector: CollectorDef = {
         const snap = refresher.latest() ?? (await refresher.waitFirst(timeoutMs, ctx.signal));
         emitOvsSnapshot(out, snap, Date.now(), maxPorts);
       },
-      close: () => refresher.close(),
+      close: () => {
+        readers.delete(config);
+        refresher.close();
+      },
     };
   },
 };

@@ -474,7 +474,7 @@ export class LiveNodeSource implements NodeSource {
     this.ovsAt = t;
     const p = (async () => {
       try {
-        const s = await ovs.read();
+        const s = await ovs.read(this.o.ovsIntervalMs);
         this.ovsSnap = s.unixctl.up || s.kernel.state ? s : null;
         if (!s.unixctl.up && s.unixctl.error) errors.push(`ovs: ${s.unixctl.error}`);
       } catch (e) {

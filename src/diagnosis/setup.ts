@@ -4,7 +4,8 @@ import type { Config, FlagDef } from '../core/flags';
 import type { Logger } from '../core/log';
 import { nullLogger } from '../core/log';
 import { procfsFlag, sysfsFlag } from '../core/paths';
-import { ovsRefreshFlag, ovsRundirFlag, ovsTimeoutFlag, ovsUnixctlFlag } from '../collectors/ovs';
+import { ovsCollector, ovsRefreshFlag, ovsRundirFlag, ovsTimeoutFlag, ovsUnixctlFlag, sharedOvsReader } from '../collectors/ovs';
+import { collectorFlag } from '../collectors/registry';
 import { OvsReader } from '../sources/ovs/snapshot';
 import { LiveNodeSource, SockDiagFlowSource } from './adapters';
 import { discoverIntervalFlag, historyFlag, maxFlowsFlag, nodeIntervalFlag, sampleRateFlag, topFlag, watchFlag } from './flags';
@@ -44,19 +45,25 @@ export function samplerOptionsFrom(config: Config, o: BuildOptions = {}): Sample
 export function buildSampler(config: Config, log: Logger, o: BuildOptions = {}): Sampler {
   const opts = samplerOptionsFrom(config, o);
   const flows = new SockDiagFlowSource({ watch: o.watch ?? config.get(watchFlag) });
-  let ovs: OvsReader | null = null;
+  let ovs: Pick<OvsReader, 'read' | 'close' | 'client'> | null = null;
   if (!o.noOvs) {
-    const timeout = maybe(config, ovsTimeoutFlag) ?? 2;
-    ovs = new OvsReader({
-      discover: {
-        unixctl: maybe(config, ovsUnixctlFlag) || undefined,
-        rundir: maybe(config, ovsRundirFlag) || undefined,
-        envRundir: process.env.OVS_RUNDIR || undefined,
-      },
-      timeoutMs: timeout * 1000,
-      sysfs: config.get(sysfsFlag),
-      log: nullLogger,
-    });
+    if (maybe(config, collectorFlag(ovsCollector)) === true) {
+      // Share the ovs collector's reader (one connection, one read per interval); the collector closes it.
+      const shared = sharedOvsReader(config, nullLogger);
+      ovs = { read: (maxAgeMs?: number) => shared.read(maxAgeMs), close: () => undefined, client: shared.client };
+    } else {
+      const timeout = maybe(config, ovsTimeoutFlag) ?? 2;
+      ovs = new OvsReader({
+        discover: {
+          unixctl: maybe(config, ovsUnixctlFlag) || undefined,
+          rundir: maybe(config, ovsRundirFlag) || undefined,
+          envRundir: process.env.OVS_RUNDIR || undefined,
+        },
+        timeoutMs: timeout * 1000,
+        sysfs: config.get(sysfsFlag),
+        log: nullLogger,
+      });
+    }
   }
   const refresh = (maybe(config, ovsRefreshFlag) ?? 5) * 1000;
   const node = new LiveNodeSource({

@@ -6,7 +6,8 @@ import { createLogger, nullLogger, type Logger } from '../../src/core/log';
 import { Emitter } from '../../src/core/metrics';
 import { allFlags } from '../../src/exporter';
 import type { Collector } from '../../src/collectors/registry';
-import { emitOvsSnapshot, ovsCollector, ovsTestHooks } from '../../src/collectors/ovs';
+import { emitOvsSnapshot, ovsCollector, ovsTestHooks, sharedOvsReader } from '../../src/collectors/ovs';
+import { OvsReader } from '../../src/sources/ovs/snapshot';
 import { latestOvsInternalPorts, ovsInternalPort, resetInternalPorts } from '../../src/sources/ovs/internal-ports';
 import { FakeVswitchd, type Answer } from '../support/fake-vswitchd';
 import { FakeGenl, loadHex } from '../support/ovs-genl';
@@ -317,5 +318,33 @@ describe('ovs collector with a kernel datapath over genetlink', () => {
     expect(value(t2, 'flowpath_ovs_genl_up')).toBe(1);
     expect(value(t2, 'flowpath_ovs_snapshot_age_seconds')).toBe(2.5);
     expect(value(t2, 'flowpath_ovs_internal_port_info{device="br-int",bridge="",datapath="system@ovs-system"}')).toBe(1);
+  });
+});
+
+describe('OvsReader shared between the collector and the diagnosis sampler', () => {
+  it('joins concurrent reads and serves a snapshot younger than maxAgeMs without asking vswitchd again', async () => {
+    const f = await fake();
+    const reader = new OvsReader({ discover: { rundir: f.rundir }, timeoutMs: 2000, sysfs: sysfs(false), log: nullLogger });
+    try {
+      const [a, b] = await Promise.all([reader.read(), reader.read()]);
+      expect(a).toBe(b);
+      expect(a.unixctl.up).toBe(true);
+      const dumps = f.callsOf('dpctl/show').length;
+      expect(dumps).toBe(1);
+      const c = await reader.read(60_000);
+      expect(c).toBe(a);
+      expect(f.callsOf('dpctl/show').length).toBe(dumps);
+      const d = await reader.read();
+      expect(d).not.toBe(a);
+      expect(f.callsOf('dpctl/show').length).toBe(dumps + 1);
+    } finally {
+      reader.close();
+    }
+  });
+
+  it('sharedOvsReader returns one reader per exporter config', () => {
+    const config = Config.from(allFlags(), {});
+    expect(sharedOvsReader(config, nullLogger)).toBe(sharedOvsReader(config, nullLogger));
+    expect(sharedOvsReader(Config.from(allFlags(), {}), nullLogger)).not.toBe(sharedOvsReader(config, nullLogger));
   });
 });

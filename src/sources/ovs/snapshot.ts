@@ -119,7 +119,33 @@ export class OvsReader {
     return (this.opts.now ?? Date.now)();
   }
 
-  async read(): Promise<OvsSnapshot> {
+  private inFlight: Promise<OvsSnapshot> | null = null;
+  private last: OvsSnapshot | null = null;
+
+  /**
+   * Read OVS. Concurrent callers share one read; with maxAgeMs > 0 a snapshot taken at most that long
+   * ago is returned instead of asking ovs-vswitchd again (the ovs collector and the diagnosis sampler
+   * share one reader this way, so vswitchd is asked once per interval).
+   */
+  read(maxAgeMs = 0): Promise<OvsSnapshot> {
+    if (this.inFlight) return this.inFlight;
+    if (this.last && maxAgeMs > 0 && this.now() - this.last.takenAt <= maxAgeMs) return Promise.resolve(this.last);
+    const p = this.readFresh().then(
+      (snap) => {
+        this.last = snap;
+        this.inFlight = null;
+        return snap;
+      },
+      (e: unknown) => {
+        this.inFlight = null;
+        throw e;
+      },
+    );
+    this.inFlight = p;
+    return p;
+  }
+
+  private async readFresh(): Promise<OvsSnapshot> {
     const t0 = process.hrtime.bigint();
     const [unixctl, kernel] = await Promise.all([this.readUnixctl(), this.readKernel()]);
     const takenAt = this.now();
