@@ -161,7 +161,11 @@ export const flowInfo = gauge(
   'One per exported flow, value 1: congestion control (INET_DIAG_CONG), TCP state, congestion-avoidance state (tcpi_ca_state) and the device holding the local address ("" if none).',
   [...ID_LABELS, 'cc', 'state', 'ca_state', 'local_device'],
 );
-export const flowsSockets = gauge('flowpath_flows_sockets', 'TCP sockets matching --flows.select or --flows.watch, by state (never capped).', ['state']);
+export const flowsSockets = gauge(
+  'flowpath_flows_sockets',
+  'TCP sockets matching --flows.select or --flows.watch, by state (never capped; TIME_WAIT and request mini-sockets are not dumped).',
+  ['state'],
+);
 export const flowsSeen = gauge('flowpath_flows_seen', 'Flows (sockets with tcp_info, not listening) matching --flows.select or --flows.watch in this scrape.');
 export const flowsExported = gauge('flowpath_flows_exported', 'Flows exported with per-flow series in this scrape.');
 export const flowsOmitted = gauge('flowpath_flows_omitted', 'Flows seen but left out by --flows.max in this scrape.');
@@ -183,16 +187,47 @@ interface Candidate {
 
 const worse = (a: Candidate, b: Candidate) => a.delta < b.delta || (a.delta === b.delta && a.acked < b.acked);
 
-/** Keeps the `cap` best candidates; copies a view only when it enters the heap. */
+/**
+ * Keeps the `cap` best candidates of one dump. The candidates and their message copies are reused from
+ * scrape to scrape (reset() makes them free again), and an entering socket is copied over the evicted
+ * one, so selection allocates nothing in steady state (kept objects would also make V8 grow its young
+ * generation). Views handed out stay valid until the next reset().
+ */
 export class TopFlows {
-  readonly items: Candidate[] = [];
+  private readonly heap: Candidate[] = [];
+  private readonly spare: Candidate[] = [];
   constructor(readonly cap: number) {}
 
+  get items(): readonly Candidate[] {
+    return this.heap;
+  }
+
+  /** Forget the previous dump's candidates (their storage is reused). */
+  reset(): void {
+    this.spare.push(...this.heap);
+    this.heap.length = 0;
+  }
+
+  private fresh(delta: number, acked: number, v: SockView): Candidate {
+    const c = this.spare.pop() ?? { delta: 0, acked: 0, view: new SockView(v.layout) };
+    c.delta = delta;
+    c.acked = acked;
+    v.copyInto(c.view);
+    return c;
+  }
+
+  /** Add unconditionally (watched flows). */
+  keep(delta: number, acked: number, v: SockView): Candidate {
+    const c = this.fresh(delta, acked, v);
+    this.heap.push(c);
+    return c;
+  }
+
   offer(delta: number, acked: number, v: SockView): void {
-    const h = this.items;
+    const h = this.heap;
     if (this.cap <= 0) return;
     if (h.length < this.cap) {
-      h.push({ delta, acked, view: v.copy() });
+      h.push(this.fresh(delta, acked, v));
       let i = h.length - 1;
       while (i > 0) {
         const p = (i - 1) >> 1;
@@ -204,7 +239,9 @@ export class TopFlows {
     }
     const min = h[0];
     if (!(min.delta < delta || (min.delta === delta && min.acked < acked))) return;
-    h[0] = { delta, acked, view: v.copy() };
+    min.delta = delta;
+    min.acked = acked;
+    v.copyInto(min.view);
     let i = 0;
     for (;;) {
       const l = 2 * i + 1;
@@ -216,6 +253,70 @@ export class TopFlows {
       [h[i], h[m]] = [h[m], h[i]];
       i = m;
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Previous sample per cookie: an open-addressing hash table on typed arrays (cookie -> bytes acked).
+// A Map rebuilt every scrape with 20k entries made V8 grow its heap by ~45 MB; two of these tables,
+// swapped and cleared each scrape, allocate nothing in steady state.
+
+export class CookieTable {
+  private keys: Float64Array;
+  private vals: Float64Array;
+  private mask: number;
+  size = 0;
+
+  constructor(capacity = 1024) {
+    let cap = 16;
+    while (cap < capacity * 2) cap *= 2;
+    this.keys = new Float64Array(cap);
+    this.vals = new Float64Array(cap);
+    this.mask = cap - 1;
+  }
+
+  private slot(key: number): number {
+    // Cookies are small sequential integers (a global counter): Fibonacci hashing spreads them.
+    const lo = key % 4294967296;
+    const hi = (key - lo) / 4294967296;
+    let h = Math.imul((lo ^ Math.imul(hi, 0x85ebca6b)) >>> 0, 0x9e3779b1) >>> 0;
+    for (;;) {
+      const i = h & this.mask;
+      const k = this.keys[i];
+      if (k === key || k === 0) return i;
+      h = (h + 1) >>> 0;
+    }
+  }
+
+  /** The value stored for a cookie (never 0: the kernel's cookies start at 1), or undefined. */
+  get(key: number): number | undefined {
+    const i = this.slot(key);
+    return this.keys[i] === key ? this.vals[i] : undefined;
+  }
+
+  set(key: number, value: number): void {
+    if ((this.size + 1) * 2 > this.keys.length) this.grow();
+    const i = this.slot(key);
+    if (this.keys[i] !== key) {
+      this.keys[i] = key;
+      this.size++;
+    }
+    this.vals[i] = value;
+  }
+
+  clear(): void {
+    if (this.size > 0) this.keys.fill(0);
+    this.size = 0;
+  }
+
+  private grow(): void {
+    const oldK = this.keys;
+    const oldV = this.vals;
+    this.keys = new Float64Array(oldK.length * 2);
+    this.vals = new Float64Array(oldK.length * 2);
+    this.mask = this.keys.length - 1;
+    this.size = 0;
+    for (let i = 0; i < oldK.length; i++) if (oldK[i] !== 0) this.set(oldK[i], oldV[i]);
   }
 }
 
@@ -243,22 +344,47 @@ export function flowsSettings(config: Config): FlowsSettings {
   return { select: config.get(flowsSelectFlag).compiled, watch: config.get(flowsWatchFlag).compiled, max: config.get(flowsMaxFlag) };
 }
 
-/** One exported flow, as the collector saw it in its last scrape (for other features, e.g. the API). */
-export interface ExportedFlow {
+/** One selected flow of a sample: a copy of its sock_diag message, valid until the next sample. */
+export interface SampledFlow {
   view: SockView;
   watched: boolean;
   ackedSinceLastScrape: number;
+}
+
+/** One exported flow, as the collector saw it in its last scrape (for other features, e.g. the API). */
+export interface ExportedFlow extends SampledFlow {
   localDevice: string;
 }
 
+export interface FlowSampleResult {
+  /** Watched flows first, then the others by bytes acked since the previous sample. */
+  exported: SampledFlow[];
+  /** Sockets per TCP state (index = state). */
+  stateCounts: Float64Array;
+  /** Flows (tcp_info, not listening) seen. */
+  seen: number;
+}
+
+/**
+ * TIME_WAIT and NEW_SYN_RECV mini-sockets carry no tcp_info (they are never flows) and can number tens
+ * of thousands on a busy node; the kernel still skips them cheaply when they are not asked for.
+ */
+export const NOT_DUMPED = (1 << 6) | (1 << 12);
+
 export class FlowsCollector {
   private readonly kernel: CompiledSelector;
+  /** What is dumped: the kernel filter's plans without TIME_WAIT and NEW_SYN_RECV (see NOT_DUMPED). */
+  private readonly plans: DumpPlan[];
   private readonly source: FlowSource;
   private readonly addrs: Pick<AddressDevices, 'prepare' | 'deviceOf' | 'close'>;
-  private prev = new Map<number, number>();
+  private prev = new CookieTable();
+  private cur = new CookieTable();
   private interrupted = 0;
   private readonly states: StateLogger;
-  /** The flows exported by the last successful scrape. */
+  private readonly top: TopFlows;
+  private readonly watched: TopFlows;
+  private readonly stateCounts = new Float64Array(16);
+  /** The flows exported by the last scrape; their views are valid until the next scrape starts. */
   last: ExportedFlow[] = [];
 
   constructor(
@@ -268,55 +394,70 @@ export class FlowsCollector {
   ) {
     const sel = settings.select ?? compileSelector('');
     this.kernel = settings.watch ? compileSelector(`(${sel.source}) or (${settings.watch.source})`, orSelectors(sel.ast, settings.watch.ast)) : sel;
+    this.plans = this.kernel.plans.map((p) => ({ ...p, states: p.states & ~NOT_DUMPED })).filter((p) => p.states !== 0);
     this.source = deps.source ?? new SockDiag();
     this.addrs = deps.addrs ?? new AddressDevices();
     this.states = new StateLogger(log);
+    this.top = new TopFlows(settings.max);
+    this.watched = new TopFlows(0);
   }
 
-  async collect(out: Emitter): Promise<void> {
-    const { watch, max } = this.settings;
+  /**
+   * One dump: count sockets per state, rank flows by bytes acked since the previous sample and keep the
+   * exported ones (copies valid until the next sample). Every socket is read at four fixed offsets
+   * (state, tcp_info presence, cookie, tcpi_bytes_acked); nothing is decoded beyond that.
+   */
+  async sample(): Promise<FlowSampleResult> {
+    const { watch } = this.settings;
     const kernel = this.kernel;
     const matchAll = kernel.exact ? null : kernel.matches;
     const matchWatch = watch ? watch.matches : null;
 
-    let stateCounts: number[] = [];
+    const { stateCounts, top, watched } = this;
     let seen = 0;
-    let top = new TopFlows(max);
-    let watched: Candidate[] = [];
-    let cur = new Map<number, number>();
     const prev = this.prev;
+    const cur = this.cur;
     const onSocket = (v: SockView) => {
       if (matchAll && !matchAll(v)) return;
-      stateCounts[v.state] = (stateCounts[v.state] ?? 0) + 1;
-      if (!v.hasInfo || v.state === TCP_LISTEN) return;
+      const st = v.state;
+      if (st < stateCounts.length) stateCounts[st]++;
+      if (!v.hasInfo || st === TCP_LISTEN) return;
       seen++;
       const acked = v.tcp(TCPI.bytesAcked) ?? 0;
       const key = v.cookieKey;
       const before = prev.get(key);
       const delta = before === undefined || before > acked ? acked : acked - before;
       cur.set(key, acked);
-      if (matchWatch && matchWatch(v)) watched.push({ delta, acked, view: v.copy() });
+      if (matchWatch && matchWatch(v)) watched.keep(delta, acked, v);
       else top.offer(delta, acked, v);
     };
 
     let res: DumpResult | null = null;
     for (let attempt = 0; attempt < 2; attempt++) {
-      if (attempt > 0) {
-        stateCounts = [];
-        seen = 0;
-        top = new TopFlows(max);
-        watched = [];
-        cur = new Map();
-      }
-      res = await this.source.dump(kernel.plans, EXT_FLOWS, onSocket);
+      stateCounts.fill(0);
+      seen = 0;
+      top.reset();
+      watched.reset();
+      cur.clear();
+      res = await this.source.dump(this.plans, EXT_FLOWS, onSocket);
       if (!res.interrupted) break;
       this.interrupted++;
     }
     this.states.report('sock_diag dump consistency', res?.interrupted ? new Error('dump interrupted twice (NLM_F_DUMP_INTR); exporting it anyway') : null);
     this.prev = cur;
+    this.cur = prev;
 
-    const exported = [...watched.map((c) => ({ c, w: true })), ...top.items.sort((a, b) => b.delta - a.delta || b.acked - a.acked).map((c) => ({ c, w: false }))];
-    const localIps = exported.map((e) => e.c.view.localIp());
+    const ranked = [...top.items].sort((a, b) => b.delta - a.delta || b.acked - a.acked);
+    const exported = [
+      ...watched.items.map((c) => ({ view: c.view, watched: true, ackedSinceLastScrape: c.delta })),
+      ...ranked.map((c) => ({ view: c.view, watched: false, ackedSinceLastScrape: c.delta })),
+    ];
+    return { exported, stateCounts, seen };
+  }
+
+  async collect(out: Emitter): Promise<void> {
+    const { exported, stateCounts, seen } = await this.sample();
+    const localIps = exported.map((e) => e.view.localIp());
     try {
       await this.addrs.prepare(localIps);
     } catch (e) {
@@ -324,22 +465,22 @@ export class FlowsCollector {
       this.states.report('address table', e);
     }
 
-    for (const s of ALL_STATES) out.add(flowsSockets, [tcpStateName(s)], stateCounts[s] ?? 0);
+    for (const s of ALL_STATES) if (!(NOT_DUMPED & (1 << s))) out.add(flowsSockets, [tcpStateName(s)], stateCounts[s]);
     out.add(flowsSeen, [], seen);
     out.add(flowsExported, [], exported.length);
     out.add(flowsOmitted, [], seen - exported.length);
     out.add(flowsInterrupted, [], this.interrupted);
 
     const last: ExportedFlow[] = [];
-    exported.forEach(({ c, w }, i) => {
-      const v = c.view;
+    exported.forEach((e, i) => {
+      const v = e.view;
       const localIp = localIps[i];
       const labels = [localIp, String(v.sport), v.peerIp(), String(v.dport)];
       const device = this.addrs.deviceOf(localIp, v.ifindex) ?? '';
       const ca = v.tcp(TCPI.caState);
       out.add(flowInfo, [...labels, v.cong() ?? '', tcpStateName(v.state), ca === undefined ? '' : caStateName(ca), device], 1);
       FLOW_TABLE.emit(out, v, labels);
-      last.push({ view: v, watched: w, ackedSinceLastScrape: c.delta, localDevice: device });
+      last.push({ ...e, localDevice: device });
     });
     this.last = last;
   }

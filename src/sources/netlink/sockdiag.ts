@@ -10,12 +10,13 @@
 // Decode errors name the message and attribute offset (DecodeError) and fail the dump: never a guess.
 
 import * as os from 'os';
-import { DecodeError, NLA_TYPE_MASK, align4, attr } from './attrs';
+import { DecodeError, NLA_TYPE_MASK, attr } from './attrs';
 import { AF_INET, AF_INET6 } from './bytecode';
 import { parseIp } from '../flowselect';
 import { NetlinkBatchSocket } from './batch';
 import { NETLINK_SOCK_DIAG, NetlinkSocket, RequestResult } from './socket';
 import {
+  BBR_INFO_LEN,
   BBR_UNIT,
   BbrInfo,
   DctcpInfo,
@@ -181,6 +182,9 @@ export function addrToSockid(ip: string): { family: number; bytes: Buffer } {
 // The lazy per-socket view
 
 const WHERE = 'sock_diag SOCK_DIAG_BY_FAMILY';
+/** Host-order (little-endian) u32 and network-order u16 from bytes: plain Uint8Array reads, always inlined. */
+const rd32 = (b: Buffer, o: number) => (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16)) + b[o + 3] * 16777216;
+const rd16be = (b: Buffer, o: number) => (b[o] << 8) | b[o + 1];
 const EMPTY = Buffer.alloc(0);
 const EMPTY_DV = new DataView(EMPTY.buffer, EMPTY.byteOffset, 0);
 
@@ -224,20 +228,15 @@ export class SockView {
   /** Start of struct inet_diag_msg and end of the message. */
   start = 0;
   end = 0;
+  /** Payload offset and length of each attribute type below 32 seen in the message (-1 = absent). */
+  readonly attrOff = new Int32Array(32);
+  readonly attrLen = new Int32Array(32);
+  /** The attributes read for every socket, copied into plain fields (the fastest to read). */
   infoOff = -1;
   infoLen = 0;
-  congOff = -1;
-  congLen = 0;
-  skmemOff = -1;
-  skmemLen = 0;
-  bbrOff = -1;
-  bbrLen = 0;
-  dctcpOff = -1;
-  dctcpLen = 0;
-  vegasOff = -1;
-  vegasLen = 0;
-  shutdownOff = -1;
-  markOff = -1;
+  private skmemOff = -1;
+  private skmemLen = 0;
+  private bbrOff = -1;
 
   constructor(readonly layout: TcpInfoLayout = LAYOUT_6_18) {}
 
@@ -253,65 +252,48 @@ export class SockView {
       this.buf = buf;
       this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     }
-    const dv = this.dv;
     this.start = start;
     this.end = end;
-    this.infoOff = this.congOff = this.skmemOff = this.bbrOff = this.dctcpOff = this.vegasOff = this.shutdownOff = this.markOff = -1;
-    this.infoLen = this.congLen = this.skmemLen = this.bbrLen = this.dctcpLen = this.vegasLen = 0;
+    const offs = this.attrOff;
+    const lens = this.attrLen;
+    offs.fill(-1);
+    // Record where each attribute is; validate the ones we read afterwards. Error strings are built only
+    // on failure (this loop runs for every socket of a dump).
     let off = start + INET_DIAG_MSG_LEN;
     while (off + 4 <= end) {
-      const len = dv.getUint16(off, true);
-      const type = dv.getUint16(off + 2, true) & NLA_TYPE_MASK;
+      const len = buf[off] | (buf[off + 1] << 8); // nla_len
+      const type = (buf[off + 2] | (buf[off + 3] << 8)) & NLA_TYPE_MASK; // nla_type
       if (len < 4) throw new DecodeError(WHERE, off, `attribute type ${type} has length ${len} < 4`);
       if (off + len > end) throw new DecodeError(WHERE, off, `attribute type ${type} length ${len} overruns the message (${end - off} bytes left)`);
-      const p = off + 4;
-      const n = len - 4;
-      switch (type) {
-        case INET_DIAG_INFO:
-          checkTcpInfoLength(n, `${WHERE} INET_DIAG_INFO`, p);
-          this.infoOff = p;
-          this.infoLen = n;
-          break;
-        case INET_DIAG_CONG:
-          this.congOff = p;
-          this.congLen = n;
-          break;
-        case INET_DIAG_SKMEMINFO:
-          checkSkmemLength(n, `${WHERE} INET_DIAG_SKMEMINFO`, p);
-          this.skmemOff = p;
-          this.skmemLen = n;
-          break;
-        case INET_DIAG_BBRINFO:
-          checkBbrLength(n, `${WHERE} INET_DIAG_BBRINFO`, p);
-          this.bbrOff = p;
-          this.bbrLen = n;
-          break;
-        case INET_DIAG_DCTCPINFO:
-          if (n < 16) throw new DecodeError(`${WHERE} INET_DIAG_DCTCPINFO`, p, `length ${n} is shorter than 16`);
-          this.dctcpOff = p;
-          this.dctcpLen = n;
-          break;
-        case INET_DIAG_VEGASINFO:
-          if (n < 16) throw new DecodeError(`${WHERE} INET_DIAG_VEGASINFO`, p, `length ${n} is shorter than 16`);
-          this.vegasOff = p;
-          this.vegasLen = n;
-          break;
-        case INET_DIAG_SHUTDOWN:
-          if (n < 1) throw new DecodeError(`${WHERE} INET_DIAG_SHUTDOWN`, p, 'empty attribute');
-          this.shutdownOff = p;
-          break;
-        case INET_DIAG_MARK:
-          if (n < 4) throw new DecodeError(`${WHERE} INET_DIAG_MARK`, p, `length ${n} is shorter than 4`);
-          this.markOff = p;
-          break;
-        default:
-          break; // MEMINFO, TOS, CGROUP_ID, SOCKOPT, PAD, ULP_INFO, ...: not used
+      if (type < 32) {
+        offs[type] = off + 4;
+        lens[type] = len - 4;
       }
-      off += align4(len);
+      off += (len + 3) & ~3;
     }
     if (off < end) throw new DecodeError(WHERE, off, `${end - off} trailing bytes after the last attribute`);
+    if (offs[INET_DIAG_INFO] >= 0 && lens[INET_DIAG_INFO] % 8 !== 0) checkTcpInfoLength(lens[INET_DIAG_INFO], `${WHERE} INET_DIAG_INFO`, offs[INET_DIAG_INFO]);
+    if (offs[INET_DIAG_SKMEMINFO] >= 0 && lens[INET_DIAG_SKMEMINFO] % 4 !== 0) {
+      checkSkmemLength(lens[INET_DIAG_SKMEMINFO], `${WHERE} INET_DIAG_SKMEMINFO`, offs[INET_DIAG_SKMEMINFO]);
+    }
+    if (offs[INET_DIAG_BBRINFO] >= 0 && lens[INET_DIAG_BBRINFO] < BBR_INFO_LEN) checkBbrLength(lens[INET_DIAG_BBRINFO], `${WHERE} INET_DIAG_BBRINFO`, offs[INET_DIAG_BBRINFO]);
+    this.infoOff = offs[INET_DIAG_INFO];
+    this.infoLen = this.infoOff < 0 ? 0 : lens[INET_DIAG_INFO];
+    this.skmemOff = offs[INET_DIAG_SKMEMINFO];
+    this.skmemLen = lens[INET_DIAG_SKMEMINFO];
+    this.bbrOff = offs[INET_DIAG_BBRINFO];
+    this.need(INET_DIAG_DCTCPINFO, 16, 'INET_DIAG_DCTCPINFO');
+    this.need(INET_DIAG_VEGASINFO, 16, 'INET_DIAG_VEGASINFO');
+    this.need(INET_DIAG_SHUTDOWN, 1, 'INET_DIAG_SHUTDOWN');
+    this.need(INET_DIAG_MARK, 4, 'INET_DIAG_MARK');
     return this;
   }
+
+  private need(type: number, min: number, name: string): void {
+    const n = this.attrLen[type];
+    if (this.attrOff[type] >= 0 && n < min) throw new DecodeError(`${WHERE} ${name}`, this.attrOff[type], `length ${n} is shorter than ${min}`);
+  }
+
 
   // struct inet_diag_msg
   get family(): number {
@@ -327,10 +309,10 @@ export class SockView {
     return this.buf[this.start + 3]; // idiag_retrans
   }
   get sport(): number {
-    return this.dv.getUint16(this.start + 4); // id.idiag_sport (network order)
+    return rd16be(this.buf, this.start + 4); // id.idiag_sport (network order)
   }
   get dport(): number {
-    return this.dv.getUint16(this.start + 6); // id.idiag_dport
+    return rd16be(this.buf, this.start + 6); // id.idiag_dport
   }
   /** Offsets of id.idiag_src / id.idiag_dst (16 bytes each, network order). */
   get srcOff(): number {
@@ -340,28 +322,28 @@ export class SockView {
     return this.start + 24;
   }
   get ifindex(): number {
-    return this.dv.getUint32(this.start + 40, true); // id.idiag_if
+    return rd32(this.buf, this.start + 40); // id.idiag_if
   }
   get cookieLo(): number {
-    return this.dv.getUint32(this.start + 44, true); // id.idiag_cookie[0]
+    return rd32(this.buf, this.start + 44); // id.idiag_cookie[0]
   }
   get cookieHi(): number {
-    return this.dv.getUint32(this.start + 48, true); // id.idiag_cookie[1]
+    return rd32(this.buf, this.start + 48); // id.idiag_cookie[1]
   }
   get expires(): number {
-    return this.dv.getUint32(this.start + 52, true); // idiag_expires, ms
+    return rd32(this.buf, this.start + 52); // idiag_expires, ms
   }
   get rqueue(): number {
-    return this.dv.getUint32(this.start + 56, true); // idiag_rqueue
+    return rd32(this.buf, this.start + 56); // idiag_rqueue
   }
   get wqueue(): number {
-    return this.dv.getUint32(this.start + 60, true); // idiag_wqueue
+    return rd32(this.buf, this.start + 60); // idiag_wqueue
   }
   get uid(): number {
-    return this.dv.getUint32(this.start + 64, true); // idiag_uid
+    return rd32(this.buf, this.start + 64); // idiag_uid
   }
   get inode(): number {
-    return this.dv.getUint32(this.start + 68, true); // idiag_inode
+    return rd32(this.buf, this.start + 68); // idiag_inode
   }
 
   /** The cookie as a number key (exact while the high word is below 2^21, i.e. for 2^53 sockets). */
@@ -417,29 +399,47 @@ export class SockView {
     return this.skmemOff < 0 || i * 4 + 4 > this.skmemLen ? undefined : this.dv.getUint32(this.skmemOff + i * 4, true);
   }
   get shutdown(): number | undefined {
-    return this.shutdownOff < 0 ? undefined : this.buf[this.shutdownOff];
+    return this.attrOff[INET_DIAG_SHUTDOWN] < 0 ? undefined : this.buf[this.attrOff[INET_DIAG_SHUTDOWN]];
   }
   get mark(): number | undefined {
-    return this.markOff < 0 ? undefined : this.dv.getUint32(this.markOff, true);
+    return this.attrOff[INET_DIAG_MARK] < 0 ? undefined : rd32(this.buf, this.attrOff[INET_DIAG_MARK]);
   }
   get hasBbr(): boolean {
     return this.bbrOff >= 0;
   }
   bbrBw(): number | undefined {
-    return this.bbrOff < 0 ? undefined : this.dv.getUint32(this.bbrOff + 4, true) * 4294967296 + this.dv.getUint32(this.bbrOff, true); // bbr_bw_hi, bbr_bw_lo
+    return this.bbrOff < 0 ? undefined : rd32(this.buf, this.bbrOff + 4) * 4294967296 + rd32(this.buf, this.bbrOff); // bbr_bw_hi, bbr_bw_lo
   }
   bbrMinRtt(): number | undefined {
-    return this.bbrOff < 0 ? undefined : this.dv.getUint32(this.bbrOff + 8, true); // bbr_min_rtt, us
+    return this.bbrOff < 0 ? undefined : rd32(this.buf, this.bbrOff + 8); // bbr_min_rtt, us
   }
   bbrPacingGain(): number | undefined {
-    return this.bbrOff < 0 ? undefined : this.dv.getUint32(this.bbrOff + 12, true) / BBR_UNIT; // bbr_pacing_gain
+    return this.bbrOff < 0 ? undefined : rd32(this.buf, this.bbrOff + 12) / BBR_UNIT; // bbr_pacing_gain
   }
   bbrCwndGain(): number | undefined {
-    return this.bbrOff < 0 ? undefined : this.dv.getUint32(this.bbrOff + 16, true) / BBR_UNIT; // bbr_cwnd_gain
+    return this.bbrOff < 0 ? undefined : rd32(this.buf, this.bbrOff + 16) / BBR_UNIT; // bbr_cwnd_gain
   }
   /** INET_DIAG_CONG as a string; interned, so reading it for every socket allocates nothing. */
   cong(): string | undefined {
-    return this.congOff < 0 ? undefined : internCong(this.buf, this.congOff, this.congLen);
+    return this.attrOff[INET_DIAG_CONG] < 0 ? undefined : internCong(this.buf, this.attrOff[INET_DIAG_CONG], this.attrLen[INET_DIAG_CONG]);
+  }
+
+  /** Buffer owned by this view when it holds a copy (reused by copyInto). */
+  private own: Buffer | null = null;
+
+  /**
+   * Copy this message into `target`, reusing the target's own buffer when it is large enough: keeping N
+   * sockets across a dump then allocates nothing in steady state. Returns the target, attached.
+   */
+  copyInto(target: SockView): SockView {
+    const len = this.end - this.start;
+    let b = target.own;
+    if (!b || b.length < len) {
+      b = Buffer.alloc(Math.max(len, 1024));
+      target.own = b;
+    }
+    this.buf.copy(b, 0, this.start, this.end);
+    return target.attach(b, 0, len);
   }
 
   /** A detached copy (its own buffer holding just this message). */
@@ -486,22 +486,26 @@ export class SockView {
       r.skmem = m;
     }
     if (this.bbrOff >= 0) r.bbr = { bw: bbrBw(this.buf, this.bbrOff), minRtt: bbrMinRtt(this.buf, this.bbrOff), pacingGain: bbrPacingGain(this.buf, this.bbrOff), cwndGain: bbrCwndGain(this.buf, this.bbrOff) };
-    if (this.dctcpOff >= 0) r.dctcp = decodeDctcp(this.buf, this.dctcpOff, this.dctcpLen);
-    if (this.vegasOff >= 0) r.vegas = decodeVegas(this.buf, this.vegasOff, this.vegasLen);
+    if (this.attrOff[INET_DIAG_DCTCPINFO] >= 0) r.dctcp = decodeDctcp(this.buf, this.attrOff[INET_DIAG_DCTCPINFO], this.attrLen[INET_DIAG_DCTCPINFO]);
+    if (this.attrOff[INET_DIAG_VEGASINFO] >= 0) r.vegas = decodeVegas(this.buf, this.attrOff[INET_DIAG_VEGASINFO], this.attrLen[INET_DIAG_VEGASINFO]);
     return r;
   }
 }
 
-const congCache: Array<{ bytes: Buffer; name: string }> = [];
+const congCache: Array<{ bytes: Uint8Array; name: string }> = [];
 function internCong(buf: Buffer, off: number, len: number): string {
-  let n = len;
-  const nul = buf.indexOf(0, off);
-  if (nul >= 0 && nul < off + len) n = nul - off;
-  for (const c of congCache) {
-    if (c.bytes.length === n && buf.compare(c.bytes, 0, n, off, off + n) === 0) return c.name;
+  // The name is NUL-terminated inside the attribute; compare bytes in JS (no native call, no allocation).
+  let n = 0;
+  while (n < len && buf[off + n] !== 0) n++;
+  for (let c = 0; c < congCache.length; c++) {
+    const b = congCache[c].bytes;
+    if (b.length !== n) continue;
+    let i = 0;
+    while (i < n && b[i] === buf[off + i]) i++;
+    if (i === n) return congCache[c].name;
   }
   const name = buf.toString('utf8', off, off + n);
-  if (congCache.length < 64) congCache.push({ bytes: Buffer.from(name, 'utf8'), name });
+  if (congCache.length < 64) congCache.push({ bytes: Uint8Array.from(buf.subarray(off, off + n)), name });
   return name;
 }
 
