@@ -1,4 +1,6 @@
-// Every collector flowpath knows, in --help and catalogue order. One import and one array entry each.
+// Every collector flowpath knows, in --help and catalogue order: along the packet path of the seed case
+// (socket/TCP, NIC, IRQ, qdisc, softirq, TCP stack counters, sysctls, OVS), then node identity.
+// One import and one array entry each.
 
 import type { CollectorDef } from './registry';
 import { qdiscCollector } from './qdisc';
@@ -13,14 +15,14 @@ import { ovsCollector } from './ovs';
 import { diagnosisCollector } from './diagnosis';
 
 export const ALL_COLLECTORS: readonly CollectorDef[] = [
-  qdiscCollector,
-  softirqCollector,
-  sysctlCollector,
-  netstatCollector,
-  nodeCollector,
+  flowsCollector,
+  diagnosisCollector,
   nicCollector,
   irqCollector,
-  flowsCollector,
+  qdiscCollector,
+  softirqCollector,
+  netstatCollector,
+  sysctlCollector,
   ovsCollector,
-  diagnosisCollector,
+  nodeCollector,
 ];
