@@ -58,7 +58,7 @@ export const flowsSelectFlag = selectorFlag(
   'not loopback',
   false,
   `Which TCP sockets to look at; compiled into a kernel-side sock_diag filter. An empty selector selects every socket; ` +
-    `the default leaves out loopback flows (local address 127.0.0.0/8 or ::1). ${GRAMMAR_HELP}`,
+    `the default leaves out loopback flows (local address 127.0.0.0/8 or ::1). TIME_WAIT and request (SYN_RECV) mini-sockets carry no tcp_info and are never dumped by this collector. ${GRAMMAR_HELP}`,
 );
 export const flowsWatchFlag = selectorFlag(
   'flows.watch',
