@@ -15,7 +15,7 @@ import { EXT_FLOWS, SOCK_DIAG_BY_FAMILY, SockDiag, SockView, buildDumpRequest } 
 import { NETLINK_SOCK_DIAG, NetlinkSocket } from '../src/sources/netlink/socket';
 import { nowMs } from './lib';
 
-// Every socket ss -t would list too: both families, every state but TIME_WAIT and request mini-sockets.
+// Every socket ss -t would list too: both families, every state but TIME_WAIT.
 const everything = compileSelector('all').plans.map((p) => ({ ...p, states: p.states & ~NOT_DUMPED }));
 const sd = new SockDiag();
 const raw = new NetlinkSocket(NETLINK_SOCK_DIAG, { msgBufferSize: 32768, recvBufferSize: 4 << 20 });

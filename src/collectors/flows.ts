@@ -58,7 +58,7 @@ export const flowsSelectFlag = selectorFlag(
   'not loopback',
   false,
   `Which TCP sockets to look at; compiled into a kernel-side sock_diag filter. An empty selector selects every socket; ` +
-    `the default leaves out loopback flows (local address 127.0.0.0/8 or ::1). TIME_WAIT and request (SYN_RECV) mini-sockets carry no tcp_info and are never dumped by this collector. ${GRAMMAR_HELP}`,
+    `the default leaves out loopback flows (local address 127.0.0.0/8 or ::1). TIME_WAIT sockets carry no tcp_info and are never dumped by this collector. ${GRAMMAR_HELP}`,
 );
 export const flowsWatchFlag = selectorFlag(
   'flows.watch',
@@ -163,7 +163,7 @@ export const flowInfo = gauge(
 );
 export const flowsSockets = gauge(
   'flowpath_flows_sockets',
-  'TCP sockets matching --flows.select or --flows.watch, by state (never capped; TIME_WAIT and request mini-sockets are not dumped).',
+  'TCP sockets matching --flows.select or --flows.watch, by state (never capped; TIME_WAIT sockets are not dumped).',
   ['state'],
 );
 export const flowsSeen = gauge('flowpath_flows_seen', 'Flows (sockets with tcp_info, not listening) matching --flows.select or --flows.watch in this scrape.');
@@ -366,14 +366,16 @@ export interface FlowSampleResult {
 }
 
 /**
- * TIME_WAIT and NEW_SYN_RECV mini-sockets carry no tcp_info (they are never flows) and can number tens
- * of thousands on a busy node; the kernel still skips them cheaply when they are not asked for.
+ * TIME_WAIT mini-sockets carry no tcp_info (they are never flows) and can number tens of thousands on a
+ * busy node; the kernel skips them cheaply when they are not asked for. (Request sockets still come
+ * with SYN_RECV: the kernel adds NEW_SYN_RECV whenever SYN_RECV is asked for; they are counted as
+ * syn-recv and, without tcp_info, never exported.)
  */
 export const NOT_DUMPED = (1 << 6) | (1 << 12);
 
 export class FlowsCollector {
   private readonly kernel: CompiledSelector;
-  /** What is dumped: the kernel filter's plans without TIME_WAIT and NEW_SYN_RECV (see NOT_DUMPED). */
+  /** What is dumped: the kernel filter's plans without TIME_WAIT (see NOT_DUMPED). */
   private readonly plans: DumpPlan[];
   private readonly source: FlowSource;
   private readonly addrs: Pick<AddressDevices, 'prepare' | 'deviceOf' | 'close'>;
