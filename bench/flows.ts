@@ -49,8 +49,8 @@ export interface FlowsBenchSize {
   methods: Record<string, MethodStats>;
   ratios: Record<string, number>;
   rss?: { scrapes: number; rssMb: number; hwmMb: number };
-  /** The same with `node --max-semi-space-size=2` (not how the exporter is started today). */
-  rssSemiSpace2?: { scrapes: number; rssMb: number; hwmMb: number };
+  /** The same with plain `node dist/src/cli.js`, without bin/flowpath's V8 flags (for comparison). */
+  rssPlainNode?: { scrapes: number; rssMb: number; hwmMb: number };
 }
 
 export interface FlowsBenchResult {
@@ -63,6 +63,7 @@ export interface FlowsBenchResult {
 
 const BENCH_DIR = __dirname; // dist/bench
 const CLI = path.join(__dirname, '../src/cli.js');
+const LAUNCHER = path.join(__dirname, '../../bin/flowpath');
 
 /** `ss -tinH`, its output read through a pipe (toNull: sent to /dev/null). Resolves with the bytes read. */
 function runSs(toNull: boolean): Promise<number> {
@@ -96,10 +97,13 @@ async function holdConnections(n: number) {
   };
 }
 
-async function startExporter(extra: string[], nodeFlags: string[] = []) {
+/** Start the exporter as it is shipped (bin/flowpath, which execs node with its V8 flags), or plain node. */
+async function startExporter(extra: string[], plainNode = false) {
   const port = await freePort();
-  const args = [...nodeFlags, CLI, `--web.listen-address=127.0.0.1:${port}`, '--flows.select=all', '--flows.max=100', '--log.level=error', ...extra];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const args = [`--web.listen-address=127.0.0.1:${port}`, '--flows.select=all', '--flows.max=100', '--log.level=error', ...extra];
+  const child = plainNode
+    ? spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(LAUNCHER, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
   const url = `http://127.0.0.1:${port}`;
@@ -207,8 +211,8 @@ export async function benchFlows(log: Log, opts: FlowsBenchOptions = {}): Promis
         if (n === Math.max(...sizes)) {
           // RSS of a fresh exporter after `rssScrapes` back-to-back scrapes: as `node cli.js` runs it, and
           // (informational) with V8's young generation capped, which is what most of the growth is.
-          const rssAfter = async (nodeFlags: string[]) => {
-            const fresh = await startExporter(onlyFlows(), nodeFlags);
+          const rssAfter = async (plainNode: boolean) => {
+            const fresh = await startExporter(onlyFlows(), plainNode);
             try {
               for (let i = 0; i < rssScrapes; i++) await httpGet(`${fresh.url}/metrics`);
               const r = rssMb(fresh.pid);
@@ -217,14 +221,14 @@ export async function benchFlows(log: Log, opts: FlowsBenchOptions = {}): Promis
               await fresh.stop();
             }
           };
-          size.rss = await rssAfter([]);
-          size.rssSemiSpace2 = await rssAfter(['--max-semi-space-size=2']);
+          size.rss = await rssAfter(false);
+          size.rssPlainNode = await rssAfter(true);
         }
         results.push(size);
         log(
           `flows: ${n} connections: ss ${fmtMs(m('ss'))} ms, decode ${fmtMs(m('decode'))} ms, floor ${fmtMs(m('floor'))} ms, ` +
             `metrics ${fmtMs(m('metrics'))} ms, metrics-all ${fmtMs(m('metrics-all'))} ms` +
-            (size.rss ? `, RSS after ${rssScrapes} scrapes ${size.rss.rssMb.toFixed(1)} MB (${size.rssSemiSpace2?.rssMb.toFixed(1)} MB with --max-semi-space-size=2)` : ''),
+            (size.rss ? `, RSS after ${rssScrapes} scrapes ${size.rss.rssMb.toFixed(1)} MB (${size.rssPlainNode?.rssMb.toFixed(1)} MB as plain node)` : ''),
         );
       } finally {
         await exp.stop();
@@ -261,7 +265,7 @@ export async function benchFlows(log: Log, opts: FlowsBenchOptions = {}): Promis
       fmtRatio(r.ratios['select/ss']),
       fmtRatio(r.ratios['select/floor']),
       fmtRatio(r.ratios['metrics/ss']),
-      r.rss ? `${r.rss.rssMb.toFixed(0)} MB (${r.rssSemiSpace2?.rssMb.toFixed(0)} MB with --max-semi-space-size=2)` : '–',
+      r.rss ? `${r.rss.rssMb.toFixed(0)} MB (${r.rssPlainNode?.rssMb.toFixed(0)} MB as plain node)` : '–',
     ];
   });
   const markdown =
