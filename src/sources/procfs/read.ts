@@ -21,7 +21,7 @@ export class ProcFileError extends Error {
 let buf = Buffer.allocUnsafe(64 * 1024);
 
 /** open + read until EOF + close, into the shared buffer; returns latin1 text. Throws errno errors. */
-function readWhole(file: string): string {
+export function readWhole(file: string): string {
   const fd = fs.openSync(file, 'r');
   try {
     let n = 0;

@@ -5,7 +5,8 @@
 // device's current state (speed/duplex/carrier answer EINVAL while the link is down, xps_cpus ENOENT on a
 // single-queue device), is "not known". A file whose content does not parse is an error naming the file.
 
-import { promises as fs, readFileSync } from 'fs';
+import { promises as fs } from 'fs';
+import { readWhole } from '../procfs/read';
 import { under } from '../../core/paths';
 
 // ---------------------------------------------------------------------------------------------------
@@ -207,7 +208,7 @@ export async function readAttr(file: string): Promise<string | undefined> {
  */
 export function readAttrSync(file: string): string | undefined {
   try {
-    return readFileSync(file, 'latin1');
+    return readWhole(file);
   } catch (e) {
     return absentOrThrow(file, e);
   }
