@@ -260,23 +260,21 @@ class Parser {
   }
 
   private expr(): Sel {
-    let left = this.and();
-    for (;;) {
-      const t = this.peek();
-      if ((t.t === 'word' && t.v === 'or') || (t.t === 'op' && t.v === '||')) {
-        this.next();
-        left = { k: 'or', a: left, b: this.and() };
-      } else return left;
-    }
+    return this.binary('or', 'or', '||', () => this.and());
   }
 
   private and(): Sel {
-    let left = this.unary();
+    return this.binary('and', 'and', '&&', () => this.unary());
+  }
+
+  /** A left-associative chain `operand (word|op operand)*`. */
+  private binary(k: 'and' | 'or', word: string, op: string, operand: () => Sel): Sel {
+    let left = operand();
     for (;;) {
       const t = this.peek();
-      if ((t.t === 'word' && t.v === 'and') || (t.t === 'op' && t.v === '&&')) {
+      if ((t.t === 'word' && t.v === word) || (t.t === 'op' && t.v === op)) {
         this.next();
-        left = { k: 'and', a: left, b: this.unary() };
+        left = { k, a: left, b: operand() };
       } else return left;
     }
   }
