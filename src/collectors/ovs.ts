@@ -22,7 +22,7 @@ import { OvsReader, OvsSnapshot } from '../sources/ovs/snapshot';
 import { OvsRefresher } from '../sources/ovs/refresher';
 import { publishInternalPorts } from '../sources/ovs/internal-ports';
 import { isInternalType } from '../sources/ovs/parse-dpif';
-import type { OvsPortStats } from '../sources/ovs/parse-dpctl';
+import type { DatapathCounters, OvsPortStats } from '../sources/ovs/parse-dpctl';
 import type { PmdThreadStats } from '../sources/ovs/parse-pmd';
 import type { UpcallDatapath } from '../sources/ovs/parse-upcall';
 import type { GenlRequester } from '../sources/netlink/ovs';
@@ -55,16 +55,7 @@ const cmdOk = gauge('flowpath_ovs_unixctl_command_success', 'Whether a unixctl c
 const genlUp = gauge('flowpath_ovs_genl_up', 'Whether the kernel datapath could be read over generic netlink; only present when openvswitch.ko is loaded.');
 
 // --- datapath -------------------------------------------------------------------------------------
-interface DpRow {
-  hit?: number;
-  missed?: number;
-  lost?: number;
-  flows?: number;
-  maskHit?: number;
-  masks?: number;
-  cacheHit?: number;
-  masksCacheSize?: number;
-}
+type DpRow = DatapathCounters & { masksCacheSize?: number };
 const packetsOf = (r: DpRow) => (r.hit !== undefined && r.missed !== undefined ? r.hit + r.missed : undefined);
 const dpTable = new MetricTable<DpRow>(['datapath', 'source'], [
   ['flowpath_ovs_datapath_lookups_hit_total', 'counter', 'Packets that matched a datapath flow (dpctl "lookups: hit"; kernel n_hit).', (r) => r.hit],

@@ -27,6 +27,7 @@ import {
 } from './attrs';
 import { listFamilies } from './genl';
 import type { NetlinkSocket } from './socket';
+import type { DatapathCounters } from '../ovs/parse-dpctl';
 
 export const OVS_DATAPATH_FAMILY = 'ovs_datapath';
 export const OVS_VPORT_FAMILY = 'ovs_vport';
@@ -90,21 +91,13 @@ export const OVS_VPORT_TYPES: Readonly<Record<number, string>> = {
   112: 'srv6',
 };
 
-export interface KernelDatapath {
+/** Counters from struct ovs_dp_stats and struct ovs_dp_megaflow_stats; cacheHit only when the kernel has
+ * the per-CPU masks cache (OVS_DP_ATTR_MASKS_CACHE_SIZE present, 5.9+). */
+export interface KernelDatapath extends DatapathCounters {
   /** From ovs_header.dp_ifindex of the reply: the ifindex of the datapath's own internal device. */
   ifindex: number;
   /** OVS_DP_ATTR_NAME, e.g. "ovs-system". OVS prints the datapath as "system@<name>". */
   name: string;
-  /** struct ovs_dp_stats */
-  hit?: number;
-  missed?: number;
-  lost?: number;
-  flows?: number;
-  /** struct ovs_dp_megaflow_stats */
-  maskHit?: number;
-  masks?: number;
-  /** Only when the kernel has the per-CPU masks cache (OVS_DP_ATTR_MASKS_CACHE_SIZE present, 5.9+). */
-  cacheHit?: number;
   masksCacheSize?: number;
   userFeatures?: number;
 }

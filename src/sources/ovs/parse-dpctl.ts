@@ -51,11 +51,11 @@ export interface OvsDpPort {
   configError?: string;
 }
 
-export interface OvsDatapathStats {
-  /** Full dpif name as OVS prints it, e.g. "netdev@ovs-netdev" or "system@ovs-system". */
-  name: string;
-  /** Datapath type: "netdev" (userspace) or "system" (kernel). */
-  type: string;
+/**
+ * The datapath counters both sources report: dpctl/show's "lookups/flows/masks/cache" lines and the
+ * kernel's struct ovs_dp_stats / ovs_dp_megaflow_stats over genetlink. Absent = not reported.
+ */
+export interface DatapathCounters {
   hit?: number;
   missed?: number;
   lost?: number;
@@ -63,9 +63,17 @@ export interface OvsDatapathStats {
   /** Kernel datapath megaflow stats (absent for the userspace datapath). */
   maskHit?: number;
   masks?: number;
+  /** Per-CPU masks cache hits (kernel 5.9+). */
+  cacheHit?: number;
+}
+
+export interface OvsDatapathStats extends DatapathCounters {
+  /** Full dpif name as OVS prints it, e.g. "netdev@ovs-netdev" or "system@ovs-system". */
+  name: string;
+  /** Datapath type: "netdev" (userspace) or "system" (kernel). */
+  type: string;
   /** As printed (2 decimals). */
   maskHitPerPacket?: number;
-  cacheHit?: number;
   /** Percent as printed (2 decimals). */
   cacheHitRatePercent?: number;
   /** "caches:" section: cache name -> size. */
