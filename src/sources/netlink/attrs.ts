@@ -186,30 +186,38 @@ export interface NlMsgView {
   flags: number;
   seq: number;
   pid: number;
-  /** The datagram buffer (shared; do not keep references across datagrams unless you copy). */
+  /**
+   * The datagram buffer (shared; do not keep references across datagrams unless you copy). The view
+   * object itself is reused for every message of a datagram: valid only during the callback.
+   */
   buf: Buffer;
   /** Payload offset (after the 16-byte header) and end. */
   start: number;
   end: number;
 }
 
-/** Iterate the messages in one received datagram. Throws DecodeError on a malformed length. */
+/**
+ * Iterate the messages in one received datagram. Throws DecodeError on a malformed length.
+ * One view object is reused for every message of the datagram: it is valid only during the callback
+ * (copy the fields you keep). This runs once per socket of a sock_diag dump (20k per scrape at 10k
+ * connections), so it allocates nothing per message and reads the header bytes directly.
+ */
 export function forEachMessage(buf: Buffer, fn: (m: NlMsgView) => void): void {
+  const m: NlMsgView = { type: 0, flags: 0, seq: 0, pid: 0, buf, start: 0, end: 0 };
+  const n = buf.length;
   let off = 0;
-  while (off + NLMSG_HDRLEN <= buf.length) {
-    const len = buf.readUInt32LE(off);
-    if (len < NLMSG_HDRLEN || off + len > buf.length) {
-      throw new DecodeError('nlmsghdr', off, `message length ${len} does not fit the ${buf.length - off} bytes left`);
+  while (off + NLMSG_HDRLEN <= n) {
+    const len = (buf[off] | (buf[off + 1] << 8) | (buf[off + 2] << 16)) + buf[off + 3] * 16777216;
+    if (len < NLMSG_HDRLEN || off + len > n) {
+      throw new DecodeError('nlmsghdr', off, `message length ${len} does not fit the ${n - off} bytes left`);
     }
-    fn({
-      type: buf.readUInt16LE(off + 4),
-      flags: buf.readUInt16LE(off + 6),
-      seq: buf.readUInt32LE(off + 8),
-      pid: buf.readUInt32LE(off + 12),
-      buf,
-      start: off + NLMSG_HDRLEN,
-      end: off + len,
-    });
-    off += align4(len);
+    m.type = buf[off + 4] | (buf[off + 5] << 8);
+    m.flags = buf[off + 6] | (buf[off + 7] << 8);
+    m.seq = (buf[off + 8] | (buf[off + 9] << 8) | (buf[off + 10] << 16)) + buf[off + 11] * 16777216;
+    m.pid = (buf[off + 12] | (buf[off + 13] << 8) | (buf[off + 14] << 16)) + buf[off + 15] * 16777216;
+    m.start = off + NLMSG_HDRLEN;
+    m.end = off + len;
+    fn(m);
+    off += (len + 3) & ~3;
   }
 }

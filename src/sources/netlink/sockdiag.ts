@@ -182,8 +182,7 @@ export function addrToSockid(ip: string): { family: number; bytes: Buffer } {
 // The lazy per-socket view
 
 const WHERE = 'sock_diag SOCK_DIAG_BY_FAMILY';
-/** Host-order (little-endian) u32 and network-order u16 from bytes: plain Uint8Array reads, always inlined. */
-const rd32 = (b: Buffer, o: number) => (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16)) + b[o + 3] * 16777216;
+/** Network-order u16 from bytes (plain Uint8Array reads). Host-order u32 are read through the view's DataView. */
 const rd16be = (b: Buffer, o: number) => (b[o] << 8) | b[o + 1];
 const EMPTY = Buffer.alloc(0);
 const EMPTY_DV = new DataView(EMPTY.buffer, EMPTY.byteOffset, 0);
@@ -229,8 +228,10 @@ export class SockView {
   start = 0;
   end = 0;
   /** Payload offset and length of each attribute type below 32 seen in the message (-1 = absent). */
-  readonly attrOff = new Int32Array(32);
+  readonly attrOff = new Int32Array(32).fill(-1);
   readonly attrLen = new Int32Array(32);
+  /** Bit t set = attrOff[t] was set by the current message (only those are reset by the next attach). */
+  private seenTypes = 0;
   /** The attributes read for every socket, copied into plain fields (the fastest to read). */
   infoOff = -1;
   infoLen = 0;
@@ -256,21 +257,32 @@ export class SockView {
     this.end = end;
     const offs = this.attrOff;
     const lens = this.attrLen;
-    offs.fill(-1);
+    // Forget the previous message's attributes: only the ~7 types it had, not all 32 slots.
+    for (let seen = this.seenTypes; seen !== 0; ) {
+      const t = 31 - Math.clz32(seen);
+      offs[t] = -1;
+      seen ^= 1 << t;
+    }
+    let seen = 0;
+    this.seenTypes = -1; // until the walk completes: a message that fails it leaves every slot to reset
     // Record where each attribute is; validate the ones we read afterwards. Error strings are built only
     // on failure (this loop runs for every socket of a dump).
+    const dv = this.dv;
     let off = start + INET_DIAG_MSG_LEN;
     while (off + 4 <= end) {
-      const len = buf[off] | (buf[off + 1] << 8); // nla_len
-      const type = (buf[off + 2] | (buf[off + 3] << 8)) & NLA_TYPE_MASK; // nla_type
+      const hdr = dv.getUint32(off, true); // struct nlattr in one load
+      const len = hdr & 0xffff; // nla_len
+      const type = (hdr >>> 16) & NLA_TYPE_MASK; // nla_type
       if (len < 4) throw new DecodeError(WHERE, off, `attribute type ${type} has length ${len} < 4`);
       if (off + len > end) throw new DecodeError(WHERE, off, `attribute type ${type} length ${len} overruns the message (${end - off} bytes left)`);
       if (type < 32) {
         offs[type] = off + 4;
         lens[type] = len - 4;
+        seen |= 1 << type;
       }
       off += (len + 3) & ~3;
     }
+    this.seenTypes = seen;
     if (off < end) throw new DecodeError(WHERE, off, `${end - off} trailing bytes after the last attribute`);
     if (offs[INET_DIAG_INFO] >= 0 && lens[INET_DIAG_INFO] % 8 !== 0) checkTcpInfoLength(lens[INET_DIAG_INFO], `${WHERE} INET_DIAG_INFO`, offs[INET_DIAG_INFO]);
     if (offs[INET_DIAG_SKMEMINFO] >= 0 && lens[INET_DIAG_SKMEMINFO] % 4 !== 0) {
@@ -322,28 +334,28 @@ export class SockView {
     return this.start + 24;
   }
   get ifindex(): number {
-    return rd32(this.buf, this.start + 40); // id.idiag_if
+    return this.dv.getUint32(this.start + 40, true); // id.idiag_if
   }
   get cookieLo(): number {
-    return rd32(this.buf, this.start + 44); // id.idiag_cookie[0]
+    return this.dv.getUint32(this.start + 44, true); // id.idiag_cookie[0]
   }
   get cookieHi(): number {
-    return rd32(this.buf, this.start + 48); // id.idiag_cookie[1]
+    return this.dv.getUint32(this.start + 48, true); // id.idiag_cookie[1]
   }
   get expires(): number {
-    return rd32(this.buf, this.start + 52); // idiag_expires, ms
+    return this.dv.getUint32(this.start + 52, true); // idiag_expires, ms
   }
   get rqueue(): number {
-    return rd32(this.buf, this.start + 56); // idiag_rqueue
+    return this.dv.getUint32(this.start + 56, true); // idiag_rqueue
   }
   get wqueue(): number {
-    return rd32(this.buf, this.start + 60); // idiag_wqueue
+    return this.dv.getUint32(this.start + 60, true); // idiag_wqueue
   }
   get uid(): number {
-    return rd32(this.buf, this.start + 64); // idiag_uid
+    return this.dv.getUint32(this.start + 64, true); // idiag_uid
   }
   get inode(): number {
-    return rd32(this.buf, this.start + 68); // idiag_inode
+    return this.dv.getUint32(this.start + 68, true); // idiag_inode
   }
 
   /** The cookie as a number key (exact while the high word is below 2^21, i.e. for 2^53 sockets). */
@@ -402,22 +414,22 @@ export class SockView {
     return this.attrOff[INET_DIAG_SHUTDOWN] < 0 ? undefined : this.buf[this.attrOff[INET_DIAG_SHUTDOWN]];
   }
   get mark(): number | undefined {
-    return this.attrOff[INET_DIAG_MARK] < 0 ? undefined : rd32(this.buf, this.attrOff[INET_DIAG_MARK]);
+    return this.attrOff[INET_DIAG_MARK] < 0 ? undefined : this.dv.getUint32(this.attrOff[INET_DIAG_MARK], true);
   }
   get hasBbr(): boolean {
     return this.bbrOff >= 0;
   }
   bbrBw(): number | undefined {
-    return this.bbrOff < 0 ? undefined : rd32(this.buf, this.bbrOff + 4) * 4294967296 + rd32(this.buf, this.bbrOff); // bbr_bw_hi, bbr_bw_lo
+    return this.bbrOff < 0 ? undefined : this.dv.getUint32(this.bbrOff + 4, true) * 4294967296 + this.dv.getUint32(this.bbrOff, true); // bbr_bw_hi, bbr_bw_lo
   }
   bbrMinRtt(): number | undefined {
-    return this.bbrOff < 0 ? undefined : rd32(this.buf, this.bbrOff + 8); // bbr_min_rtt, us
+    return this.bbrOff < 0 ? undefined : this.dv.getUint32(this.bbrOff + 8, true); // bbr_min_rtt, us
   }
   bbrPacingGain(): number | undefined {
-    return this.bbrOff < 0 ? undefined : rd32(this.buf, this.bbrOff + 12) / BBR_UNIT; // bbr_pacing_gain
+    return this.bbrOff < 0 ? undefined : this.dv.getUint32(this.bbrOff + 12, true) / BBR_UNIT; // bbr_pacing_gain
   }
   bbrCwndGain(): number | undefined {
-    return this.bbrOff < 0 ? undefined : rd32(this.buf, this.bbrOff + 16) / BBR_UNIT; // bbr_cwnd_gain
+    return this.bbrOff < 0 ? undefined : this.dv.getUint32(this.bbrOff + 16, true) / BBR_UNIT; // bbr_cwnd_gain
   }
   /** INET_DIAG_CONG as a string; interned, so reading it for every socket allocates nothing. */
   cong(): string | undefined {

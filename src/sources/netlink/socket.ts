@@ -14,8 +14,8 @@
 import { RawNetlinkSocket } from 'netlink';
 import {
   DecodeError,
-  forEachMessage,
   NLMSG_DONE,
+  NLMSG_HDRLEN,
   NLMSG_ERROR,
   NLMSG_NOOP,
   NLMSG_OVERRUN,
@@ -184,40 +184,64 @@ export class NetlinkSocket {
     const p = this.current;
     if (!p) return; // a late answer to a request that timed out
     p.result.datagrams++;
+    // The message walk of forEachMessage (attrs.ts), inlined: a dump hands every socket of the system
+    // through here, and a shared walker's callback call cannot be inlined. One view object per datagram,
+    // valid only during onMessage (the documented contract).
+    const m: NlMsgView = { type: 0, flags: 0, seq: 0, pid: 0, buf, start: 0, end: 0 };
+    const n = buf.length;
+    const seq = p.seq;
+    const onMessage = p.opts.onMessage;
+    let off = 0;
     try {
-      forEachMessage(buf, (m) => {
+      while (off + NLMSG_HDRLEN <= n) {
+        const len = (buf[off] | (buf[off + 1] << 8) | (buf[off + 2] << 16)) + buf[off + 3] * 16777216;
+        if (len < NLMSG_HDRLEN || off + len > n) {
+          throw new DecodeError('nlmsghdr', off, `message length ${len} does not fit the ${n - off} bytes left`);
+        }
+        const type = buf[off + 4] | (buf[off + 5] << 8);
+        const flags = buf[off + 6] | (buf[off + 7] << 8);
+        const mseq = (buf[off + 8] | (buf[off + 9] << 8) | (buf[off + 10] << 16)) + buf[off + 11] * 16777216;
+        const start = off + NLMSG_HDRLEN;
+        const end = off + len;
+        off += (len + 3) & ~3;
         if (this.current !== p) return;
-        if (m.seq !== p.seq) return; // stale reply of an earlier (timed-out) request
-        if (m.flags & NLM_F_DUMP_INTR) p.result.interrupted = true;
-        switch (m.type) {
+        if (mseq !== seq) continue; // stale reply of an earlier (timed-out) request
+        if (flags & NLM_F_DUMP_INTR) p.result.interrupted = true;
+        switch (type) {
           case NLMSG_NOOP:
           case NLMSG_OVERRUN:
-            return;
+            continue;
           case NLMSG_ERROR: {
-            if (m.end - m.start < 4) throw new DecodeError(`${p.opts.context} NLMSG_ERROR`, m.start, 'payload shorter than 4 bytes');
-            const errno = m.buf.readInt32LE(m.start);
+            if (end - start < 4) throw new DecodeError(`${p.opts.context} NLMSG_ERROR`, start, 'payload shorter than 4 bytes');
+            const errno = buf.readInt32LE(start);
             if (errno === 0) {
               // ACK
               this.finish(p, null);
-              return;
+              continue;
             }
             this.finish(p, new NetlinkError(errno, p.opts.context));
-            return;
+            continue;
           }
           case NLMSG_DONE: {
-            const errno = m.end - m.start >= 4 ? m.buf.readInt32LE(m.start) : 0;
+            const errno = end - start >= 4 ? buf.readInt32LE(start) : 0;
             this.finish(p, errno < 0 ? new NetlinkError(errno, `${p.opts.context} (error inside NLMSG_DONE)`) : null);
-            return;
+            continue;
           }
           default:
             p.result.messages++;
-            p.opts.onMessage(m);
-            if (!(m.flags & NLM_F_MULTI) && p.remaining !== Infinity) {
+            m.type = type;
+            m.flags = flags;
+            m.seq = mseq;
+            m.pid = (buf[start - 4] | (buf[start - 3] << 8) | (buf[start - 2] << 16)) + buf[start - 1] * 16777216;
+            m.start = start;
+            m.end = end;
+            onMessage(m);
+            if (!(flags & NLM_F_MULTI) && p.remaining !== Infinity) {
               p.remaining--;
               if (p.remaining <= 0 && !p.ackRequested) this.finish(p, null);
             }
         }
-      });
+      }
     } catch (e) {
       this.finish(p, e as Error);
     }

@@ -138,6 +138,36 @@ export interface TcpInfoLayout {
   readonly sizes: Uint8Array;
   readonly shifts: Uint8Array;
   readonly masks: Uint32Array;
+  /** sizeof(struct tcp_info) of the layout: the end of its last field (280). */
+  readonly size: number;
+  /**
+   * decodeTcpInfoInto for a struct of at least `size` bytes (what the running kernel sends): the table
+   * compiled into straight-line reads at constant offsets, without the per-field length check and size
+   * dispatch of the generic loop (the hot path of "decode every socket").
+   */
+  readonly decodeFull: (dv: DataView, off: number, out: Float64Array) => void;
+}
+
+/**
+ * Compile a field table into one function of straight-line DataView reads (out[i] = field i), with the
+ * same results as the generic loop of decodeTcpInfoInto: u64 all-ones is Infinity, bit fields are
+ * shifted and masked. Generated from the table so the two can never disagree.
+ */
+function compileFullDecoder(fields: readonly TcpInfoField[]): (dv: DataView, off: number, out: Float64Array) => void {
+  const lines: string[] = ['"use strict";', 'let lo = 0, hi = 0;'];
+  fields.forEach((x, i) => {
+    const o = x.off;
+    const read = x.size === 1 ? `dv.getUint8(off + ${o})` : x.size === 2 ? `dv.getUint16(off + ${o}, true)` : `dv.getUint32(off + ${o}, true)`;
+    if (x.size === 8) {
+      lines.push(`lo = dv.getUint32(off + ${o}, true); hi = dv.getUint32(off + ${o + 4}, true);`);
+      lines.push(`out[${i}] = lo === 0xffffffff && hi === 0xffffffff ? Infinity : hi * 4294967296 + lo;`);
+    } else if (x.bits !== undefined) {
+      lines.push(`out[${i}] = (${read} >>> ${x.shift ?? 0}) & ${2 ** x.bits - 1};`);
+    } else {
+      lines.push(`out[${i}] = ${read};`);
+    }
+  });
+  return new Function('dv', 'off', 'out', lines.join('\n')) as (dv: DataView, off: number, out: Float64Array) => void;
 }
 
 function makeLayout(tail: '6.18' | '7.0'): TcpInfoLayout {
@@ -150,6 +180,8 @@ function makeLayout(tail: '6.18' | '7.0'): TcpInfoLayout {
     sizes: Uint8Array.from(fields.map((x) => x.size)),
     shifts: Uint8Array.from(fields.map((x) => x.shift ?? 0)),
     masks: Uint32Array.from(fields.map((x) => (x.bits === undefined ? 0xffffffff : 2 ** x.bits - 1))),
+    size: Math.max(...fields.map((x) => x.off + x.size)),
+    decodeFull: compileFullDecoder(fields),
   };
 }
 
@@ -251,6 +283,10 @@ export function readTcpInfoDv(dv: DataView, off: number, len: number, fld: TcpIn
  * "decode every socket" path (one reused Float64Array for a whole dump).
  */
 export function decodeTcpInfoInto(dv: DataView, off: number, len: number, layout: TcpInfoLayout, out: Float64Array): void {
+  if (len >= layout.size && out.length >= layout.fields.length) {
+    layout.decodeFull(dv, off, out);
+    return;
+  }
   const { offs, sizes, shifts, masks } = layout;
   const n = offs.length;
   for (let i = 0; i < n; i++) {
