@@ -26,7 +26,7 @@
 // With an include regex, the classification is ignored: every device whose name matches is selected
 // (loopback too, if the regex says so). The exclude regex then removes names from either selection.
 
-import { promises as fs, readFileSync } from 'fs';
+import { promises as fs, readFileSync, readdirSync } from 'fs';
 import { regexFlag } from '../core/flags';
 import { under } from '../core/paths';
 import { attrMap, attrString, forEachAttr } from './netlink/attrs';
@@ -277,7 +277,7 @@ export async function listDevices(sysfsRoot: string, opts: SelectOptions = {}): 
   const base = under(sysfsRoot, 'class', 'net');
   let names: string[];
   try {
-    names = (await fs.readdir(base)).sort();
+    names = readdirSync(base).sort(); // kernfs readdir, no networking lock: synchronous
   } catch (e) {
     throw new Error(`listing network devices in ${base}: ${(e as Error).message}`);
   }
