@@ -12,13 +12,15 @@
 // IRQ → queue, most robust first: netdev genl NAPI_GET/QUEUE_GET (drivers that register the NAPI IRQ),
 // else the handler name (irqQueueRole in sources/procfs/interrupts.ts). A NIC's IRQs are its PCI
 // function's MSI vectors (msi_irqs/); devices without MSI are matched by device name in the handler names.
+// That topology (bus device, MSI vectors, NAPI/queue roles) is cached per ifindex for
+// --collector.irq.topology-ttl (30 s); counts, affinities and RPS/XPS are read on every scrape.
 //
 // Interrupt counts per CPU: an IRQ × CPU matrix is unbounded on large machines (64 vectors × 256 CPUs), so
 // by default (--collector.irq.per-cpu=nonzero) only CPUs that have handled the IRQ at least once since
 // boot get a series: with pinned affinity that is one or two CPUs per vector, at most the online CPUs if
 // irqbalance moves it around. The per-IRQ total is always exported.
 
-import { enumFlag } from '../core/flags';
+import { durationFlag, enumFlag } from '../core/flags';
 import { Emitter, counter, gauge } from '../core/metrics';
 import { StateLogger } from '../core/log';
 import { procfsFlag, sysfsFlag } from '../core/paths';
@@ -43,6 +45,12 @@ export const irqPerCpuFlag = enumFlag<PerCpuMode>(
   'nonzero',
   ['nonzero', 'all', 'none'],
   'Per-CPU interrupt counts of NIC IRQs: only CPUs with a non-zero count since boot (bounded by the CPUs that ever handled the IRQ), every online/possible CPU, or none (per-IRQ totals only).',
+);
+
+export const irqTopologyTtlFlag = durationFlag(
+  'collector.irq.topology-ttl',
+  30,
+  'How long the interrupt topology of a device (its bus device and MSI vectors, msi_irqs/; the IRQ → queue mapping from netdev genl QUEUE_GET/NAPI_GET) is reused before it is read again. A device with a new ifindex is always read at once; counts, affinities, RPS and XPS are read every scrape. 0 = every scrape.',
 );
 
 const irqInfo = gauge('flowpath_irq_info', 'A NIC interrupt and what it serves; value 1. role: rx, tx, combined (rx+tx of the same queue number) or other (config, async, link); queue: queue index ("" for other); action: handler name.', [
@@ -156,25 +164,45 @@ export function createIrqCollector(ctx: CollectorContext, deps?: Partial<IrqDeps
   const include = config.get(deviceIncludeFlag);
   const exclude = config.get(deviceExcludeFlag);
   const mode = config.get(irqPerCpuFlag);
+  const topologyTtlMs = config.get(irqTopologyTtlFlag) * 1000;
   let netdev = deps?.netdev;
   const states = new StateLogger(log);
   const napiUnsupported = new Set<number>();
   let napiFamilyMissing = false;
 
-  async function napiRoles(d: NetDevice): Promise<Map<number, IrqRole[]>> {
-    if (napiFamilyMissing || napiUnsupported.has(d.ifindex)) return new Map();
+  /** IRQ → roles from netdev genl; `final` is false when the answer was a transient failure (ask again). */
+  async function napiRoles(d: NetDevice): Promise<{ roles: Map<number, IrqRole[]>; final: boolean }> {
+    if (napiFamilyMissing || napiUnsupported.has(d.ifindex)) return { roles: new Map(), final: true };
     netdev ??= new NetdevGenlClient();
     try {
       const [queues, napis] = await Promise.all([netdev.queues(d.ifindex, d.name), netdev.napis(d.ifindex, d.name)]);
       states.report(`${d.name}/napi`, null);
-      return rolesFromNapi(queues, napis);
+      return { roles: rolesFromNapi(queues, napis), final: true };
     } catch (e) {
       const code = e instanceof NetlinkError ? e.code : undefined;
       if (code === 'EOPNOTSUPP' || code === 'EINVAL') napiUnsupported.add(d.ifindex);
       else if (code === 'ENOENT' && /family lookup/.test((e as Error).message)) napiFamilyMissing = true;
       else if (code !== 'ENODEV') states.report(`${d.name}/napi`, e, { device: d.name }); // fall back to handler names
-      return new Map();
+      return { roles: new Map(), final: code === 'EOPNOTSUPP' || code === 'EINVAL' };
     }
+  }
+
+  // Interrupt topology per ifindex (bus device + MSI vectors, IRQ → queue roles), reused for
+  // --collector.irq.topology-ttl: it only changes when the driver re-allocates its vectors or queues.
+  interface Topology {
+    at: number;
+    bus: Awaited<ReturnType<typeof readDeviceIrqs>>;
+    roles: Map<number, IrqRole[]>;
+  }
+  const topologies = new Map<number, Topology>();
+  async function topology(d: NetDevice): Promise<Omit<Topology, 'at'>> {
+    const now = Date.now();
+    const hit = topologies.get(d.ifindex);
+    if (hit && now - hit.at < topologyTtlMs) return hit;
+    const [bus, napi] = await Promise.all([readDeviceIrqs(sysfs, d.name), napiRoles(d)]);
+    if (topologyTtlMs > 0 && napi.final) topologies.set(d.ifindex, { at: now, bus, roles: napi.roles });
+    else topologies.delete(d.ifindex);
+    return { bus, roles: napi.roles };
   }
 
   return {
@@ -182,6 +210,7 @@ export function createIrqCollector(ctx: CollectorContext, deps?: Partial<IrqDeps
       const devices = await selectDevices(sysfs, include, exclude, deps?.linkKinds === undefined ? {} : { linkKinds: deps.linkKinds });
       const live = new Set(devices.map((d) => d.ifindex));
       for (const i of [...napiUnsupported]) if (!live.has(i)) napiUnsupported.delete(i);
+      for (const i of [...topologies.keys()]) if (!live.has(i)) topologies.delete(i);
 
       const possibleCpus = await readPossibleCpus(sysfs);
       let proc: Promise<ProcInterrupts> | undefined;
@@ -190,7 +219,7 @@ export function createIrqCollector(ctx: CollectorContext, deps?: Partial<IrqDeps
 
       const perDevice = await Promise.all(
         devices.map(async (d) => {
-          const [bus, queues, roles] = await Promise.all([readDeviceIrqs(sysfs, d.name), readNetdevQueues(sysfs, d.name), napiRoles(d)]);
+          const [{ bus, roles }, queues] = await Promise.all([topology(d), readNetdevQueues(sysfs, d.name)]);
           let irqNumbers: number[] = bus?.msiIrqs ?? [];
           if (bus && irqNumbers.length === 0) {
             // No MSI: legacy INTx or platform device; find its lines by name.
@@ -241,6 +270,6 @@ export const irqCollector: CollectorDef = {
     'For each selected NIC: its interrupts, the queue each serves, effective CPU affinity and interrupt counts; RPS (rps_cpus, rps_flow_cnt, rps_sock_flow_entries) and XPS per queue.',
   defaultEnabled: true,
   metrics: IRQ_METRICS,
-  flags: [...DEVICE_FLAGS, irqPerCpuFlag],
+  flags: [...DEVICE_FLAGS, irqPerCpuFlag, irqTopologyTtlFlag],
   create: (ctx) => createIrqCollector(ctx),
 };
