@@ -12,6 +12,8 @@
 //                                        part for that device, logs once, and sets
 //                                        flowpath_nic_source_success{device,source} to 0. Never a guessed
 //                                        number.
+// Rings, channels and features are configuration: the live client reuses a successful reply for
+// --collector.nic.config-ttl (10 s), like `ethtool -S` for --collector.nic.driver-stats-ttl.
 
 import { durationFlag, boolFlag, regexFlag, stringFlag } from '../core/flags';
 import { Emitter, MetricTable, counter, gauge } from '../core/metrics';
@@ -56,6 +58,11 @@ export const nicDriverStatsTtlFlag = durationFlag(
   'collector.nic.driver-stats-ttl',
   10,
   'How long `ethtool -S` results are reused before ethtool is run again for a device.',
+);
+export const nicConfigTtlFlag = durationFlag(
+  'collector.nic.config-ttl',
+  10,
+  'How long a device\'s ethtool configuration (rings, channels, offload features over netlink) is reused before it is asked again; failures are not kept. Pause, standard and per-queue statistics are read every scrape. 0 = every scrape.',
 );
 export const nicDriverStatsTimeoutFlag = durationFlag('collector.nic.driver-stats-timeout', 2, 'Timeout of one `ethtool -S` run.', 0.05);
 
@@ -273,7 +280,8 @@ export function createNicCollector(ctx: CollectorContext, deps?: Partial<NicDeps
   /** Whole families missing (ENOENT on lookup: kernel without ethtool netlink / netdev qstats). */
   const familyMissing = new Set<string>();
 
-  const getEthtool = () => (ethtool ??= new EthtoolClient());
+  const configTtlMs = config.get(nicConfigTtlFlag) * 1000;
+  const getEthtool = () => (ethtool ??= new EthtoolClient(undefined, { configTtlMs }));
   const getNetdev = () => (netdev ??= new NetdevGenlClient());
 
   async function optional<T>(out: Emitter, d: NetDevice, source: NicSource, family: string | null, run: () => Promise<T>, use: (v: T) => void, lg: Logger): Promise<void> {
@@ -387,6 +395,7 @@ export const nicCollector: CollectorDef = {
     nicEthtoolPathFlag,
     nicDriverStatsTtlFlag,
     nicDriverStatsTimeoutFlag,
+    nicConfigTtlFlag,
   ],
   create: (ctx) => createNicCollector(ctx),
 };

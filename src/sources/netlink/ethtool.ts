@@ -397,13 +397,43 @@ export function strsetRequest(ids: readonly number[]): Buffer {
 // ---------------------------------------------------------------------------------------------------
 // Client (I/O edge)
 
+export interface EthtoolClientOptions {
+  /**
+   * How long a device's configuration replies (rings, channels, features) are reused, in ms; 0 = ask the
+   * kernel every time. Only successful replies are kept; pause and standard stats (counters) are never
+   * cached.
+   */
+  configTtlMs?: number;
+  now?: () => number;
+}
+
 export class EthtoolClient {
   private readonly genl: GenlClient;
   private stdGroups: Promise<string[]> | null = null;
   private readonly strsets = new Map<number, StringSet>();
+  private readonly configTtlMs: number;
+  private readonly now: () => number;
+  /** `${what}/${ifindex}` → reply and when it was received. */
+  private readonly config = new Map<string, { at: number; value: unknown }>();
 
-  constructor(genl?: GenlClient) {
+  constructor(genl?: GenlClient, opts: EthtoolClientOptions = {}) {
     this.genl = genl ?? new GenlClient(ETHTOOL_GENL_NAME);
+    this.configTtlMs = opts.configTtlMs ?? 0;
+    this.now = opts.now ?? Date.now;
+  }
+
+  private cachedConfig<T>(what: string, ifindex: number, ask: () => Promise<T>): Promise<T> {
+    if (this.configTtlMs <= 0) return ask();
+    const now = this.now();
+    const key = `${what}/${ifindex}`;
+    const hit = this.config.get(key);
+    if (hit && now - hit.at < this.configTtlMs) return Promise.resolve(hit.value as T);
+    // A miss: drop every expired entry too (devices that went away), so the map stays at the live devices.
+    for (const [k, e] of this.config) if (now - e.at >= this.configTtlMs) this.config.delete(k);
+    return ask().then((value) => {
+      this.config.set(key, { at: now, value });
+      return value;
+    });
   }
 
   private async one<T>(body: Buffer, what: string, decode: (buf: Buffer, start: number, end: number) => T): Promise<T> {
@@ -420,13 +450,13 @@ export class EthtoolClient {
   }
 
   rings(ifindex: number, dev = String(ifindex)): Promise<EthtoolRings> {
-    return this.one(ringsRequest(ifindex), `RINGS_GET ${dev}`, decodeRings);
+    return this.cachedConfig('rings', ifindex, () => this.one(ringsRequest(ifindex), `RINGS_GET ${dev}`, decodeRings));
   }
   channels(ifindex: number, dev = String(ifindex)): Promise<EthtoolChannels> {
-    return this.one(channelsRequest(ifindex), `CHANNELS_GET ${dev}`, decodeChannels);
+    return this.cachedConfig('channels', ifindex, () => this.one(channelsRequest(ifindex), `CHANNELS_GET ${dev}`, decodeChannels));
   }
   features(ifindex: number, dev = String(ifindex)): Promise<EthtoolFeatures> {
-    return this.one(featuresRequest(ifindex), `FEATURES_GET ${dev}`, (b, s, e) => decodeFeatures(b, s, e));
+    return this.cachedConfig('features', ifindex, () => this.one(featuresRequest(ifindex), `FEATURES_GET ${dev}`, (b, s, e) => decodeFeatures(b, s, e)));
   }
   pause(ifindex: number, dev = String(ifindex)): Promise<EthtoolPause> {
     return this.one(pauseRequest(ifindex), `PAUSE_GET ${dev}`, decodePause);
