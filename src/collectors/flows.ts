@@ -275,11 +275,16 @@ export class CookieTable {
     this.mask = cap - 1;
   }
 
-  private slot(key: number): number {
+  /** The hash of a cookie (the same in every table: compute it once per socket for prev and cur). */
+  static hash(key: number): number {
     // Cookies are small sequential integers (a global counter): Fibonacci hashing spreads them.
     const lo = key % 4294967296;
     const hi = (key - lo) / 4294967296;
-    let h = Math.imul((lo ^ Math.imul(hi, 0x85ebca6b)) >>> 0, 0x9e3779b1) >>> 0;
+    return Math.imul((lo ^ Math.imul(hi, 0x85ebca6b)) >>> 0, 0x9e3779b1) >>> 0;
+  }
+
+  private slot(key: number, hash: number): number {
+    let h = hash;
     for (;;) {
       const i = h & this.mask;
       const k = this.keys[i];
@@ -289,14 +294,14 @@ export class CookieTable {
   }
 
   /** The value stored for a cookie (never 0: the kernel's cookies start at 1), or undefined. */
-  get(key: number): number | undefined {
-    const i = this.slot(key);
+  get(key: number, hash = CookieTable.hash(key)): number | undefined {
+    const i = this.slot(key, hash);
     return this.keys[i] === key ? this.vals[i] : undefined;
   }
 
-  set(key: number, value: number): void {
+  set(key: number, value: number, hash = CookieTable.hash(key)): void {
     if ((this.size + 1) * 2 > this.keys.length) this.grow();
-    const i = this.slot(key);
+    const i = this.slot(key, hash);
     if (this.keys[i] !== key) {
       this.keys[i] = key;
       this.size++;
@@ -427,9 +432,10 @@ export class FlowsCollector {
       seen++;
       const acked = v.tcp(TCPI.bytesAcked) ?? 0;
       const key = v.cookieKey;
-      const before = prev.get(key);
+      const hash = CookieTable.hash(key);
+      const before = prev.get(key, hash);
       const delta = before === undefined || before > acked ? acked : acked - before;
-      cur.set(key, acked);
+      cur.set(key, acked, hash);
       if (matchWatch && matchWatch(v)) watched.keep(delta, acked, v);
       else top.offer(delta, acked, v);
     };
