@@ -71,13 +71,19 @@ export class Emitter {
 
   add(desc: MetricDesc, labelValues: readonly string[], value: SampleValue): void {
     if (value === undefined || value === null) return;
+    if (labelValues.length !== desc.labels.length) {
+      throw new Error(`${desc.name}: ${labelValues.length} label values for ${desc.labels.length} labels`);
+    }
+    this.addRendered(desc, renderLabels(desc.labels, labelValues), value);
+  }
+
+  /** add() with the label set already rendered (MetricTable renders it once for all its columns). */
+  addRendered(desc: MetricDesc, labels: string, value: SampleValue): void {
+    if (value === undefined || value === null) return;
     let v: number;
     if (typeof value === 'boolean') v = value ? 1 : 0;
     else if (typeof value === 'bigint') v = Number(value);
     else v = value;
-    if (labelValues.length !== desc.labels.length) {
-      throw new Error(`${desc.name}: ${labelValues.length} label values for ${desc.labels.length} labels`);
-    }
     let fam = this.families.get(desc.name);
     if (!fam) {
       fam = { desc, rows: [] };
@@ -85,7 +91,7 @@ export class Emitter {
     } else if (fam.desc !== desc && !sameDesc(fam.desc, desc)) {
       throw new Error(`metric ${desc.name} declared twice with different descriptors`);
     }
-    fam.rows.push(renderLabels(desc.labels, labelValues) + ' ' + formatValue(v));
+    fam.rows.push(labels + ' ' + formatValue(v));
   }
 
   /** Merge another emitter's families into this one (used by the registry after a collector succeeds). */
@@ -184,6 +190,10 @@ export class MetricTable<R> {
   }
 
   emit(out: Emitter, record: R, labelValues: readonly string[]): void {
-    for (const c of this.columns) out.add(c.desc, labelValues, c.value(record));
+    if (labelValues.length !== this.labels.length) {
+      throw new Error(`metric table ${this.columns[0]?.desc.name ?? ''}: ${labelValues.length} label values for ${this.labels.length} labels`);
+    }
+    const labels = renderLabels(this.labels, labelValues);
+    for (const c of this.columns) out.addRendered(c.desc, labels, c.value(record));
   }
 }

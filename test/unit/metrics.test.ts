@@ -89,6 +89,14 @@ describe('MetricTable', () => {
     expect(out.sampleCount('flowpath_t_speed_bytes_per_second')).toBe(1);
   });
 
+  it('renders one label set per record and refuses a wrong label count', () => {
+    const out = new Emitter();
+    t.emit(out, { rx: 1, speed: 2 }, ['we"ird']);
+    expect(out.render()).toContain('flowpath_t_rx_bytes_total{device="we\\"ird"} 1\n');
+    expect(out.render()).toContain('flowpath_t_speed_bytes_per_second{device="we\\"ird"} 2\n');
+    expect(() => t.emit(out, { rx: 1 }, [])).toThrow(/0 label values for 1 labels/);
+  });
+
   it('validates every column like metric()', () => {
     expect(() => new MetricTable<Rec>(['device'], [['flowpath_bad', 'counter', 'x', (r) => r.rx]])).toThrow(/_total/);
   });
