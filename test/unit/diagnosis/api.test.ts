@@ -5,7 +5,7 @@ import express from 'express';
 import { mountDiagnosisApi, keyMatcher } from '../../../src/diagnosis/api';
 import { DEFAULT_SAMPLER_OPTIONS, Sampler } from '../../../src/diagnosis/sampler';
 import { nullLogger } from '../../../src/core/log';
-import { FakeClock, FakeFlows, FakeNode, key } from './fakes';
+import { FakeClock, FakeFlows, FakeNode, key, tickN } from './fakes';
 import { SIG } from './synth';
 
 async function sampled() {
@@ -16,10 +16,7 @@ async function sampled() {
   flows.flows.set(40001, { bytes: 10, watched: false, cookie: '12', sig: SIG.app, rate: 1 });
   await s.discover();
   await s.snapshotNode();
-  for (let i = 0; i < 60; i++) {
-    await s.tick();
-    clock.t += 50;
-  }
+  await tickN(s, clock, 60);
   await s.snapshotNode();
   const app = express();
   mountDiagnosisApi(app, { sampler: () => s, node: 'node-a' });

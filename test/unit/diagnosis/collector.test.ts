@@ -11,7 +11,7 @@ import { DEFAULT_SAMPLER_OPTIONS, Sampler } from '../../../src/diagnosis/sampler
 import { REASONS } from '../../../src/diagnosis/types';
 import { nullLogger } from '../../../src/core/log';
 import { promtoolAvailable, promtoolCheckMetrics } from '../../support/promtool';
-import { FakeClock, FakeFlows, FakeNode } from './fakes';
+import { FakeClock, FakeFlows, FakeNode, tickN } from './fakes';
 import { SIG } from './synth';
 
 async function collectorWithFlow() {
@@ -21,10 +21,7 @@ async function collectorWithFlow() {
   const s = new Sampler({ ...DEFAULT_SAMPLER_OPTIONS, top: 0 }, flows, new FakeNode(), nullLogger, clock);
   await s.discover();
   await s.snapshotNode();
-  for (let i = 0; i < 41; i++) {
-    await s.tick();
-    clock.t += 50;
-  }
+  await tickN(s, clock, 41);
   await s.snapshotNode();
   // start() would run the real loops: this collector is only collected.
   const c = new DiagnosisCollector(s, 10, 20);

@@ -1,7 +1,15 @@
 // Fake sources and clock for the sampler, API, collector and command tests.
 
-import type { Clock, DiscoveredFlow, FlowSource, NodeSource } from '../../../src/diagnosis/sampler';
+import type { Clock, DiscoveredFlow, FlowSource, NodeSource, Sampler } from '../../../src/diagnosis/sampler';
 import type { FlowKey, FlowSample, NodeSnapshot, PathDevices } from '../../../src/diagnosis/types';
+
+/** Run n sampling rounds, advancing the fake clock by stepMs after each. */
+export async function tickN(s: Sampler, clock: FakeClock, n: number, stepMs = 50): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    await s.tick();
+    clock.t += stepMs;
+  }
+}
 
 export class FakeClock implements Clock {
   t = 0;

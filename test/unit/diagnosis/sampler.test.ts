@@ -6,7 +6,7 @@ import { totalSeconds } from '../../../src/diagnosis/classify';
 import { REASONS } from '../../../src/diagnosis/types';
 import { nullLogger } from '../../../src/core/log';
 import { SIG } from './synth';
-import { FakeClock, FakeFlows, FakeNode, key } from './fakes';
+import { FakeClock, FakeFlows, FakeNode, key, tickN } from './fakes';
 
 function setup(o: Partial<SamplerOptions> = {}) {
   const clock = new FakeClock();
@@ -73,10 +73,7 @@ describe('which flows are sampled', () => {
     const { s, flows, clock } = setup({ top: 0 });
     flows.flows.set(7, { bytes: 0, watched: true, cookie: '1', sig: SIG.bneck, rate: 1e7 });
     await s.discover();
-    for (let i = 0; i < 5; i++) {
-      await s.tick();
-      clock.t += 50;
-    }
+    await tickN(s, clock, 5);
     expect(totalSeconds(s.find(key(7))!.classifier.total)).toBeCloseTo(0.2);
     flows.flows.set(7, { bytes: 0, watched: true, cookie: '2', sig: SIG.bneck, rate: 1e7 });
     await s.discover(); // sees cookie 2 on the tuple: the old one is gone
@@ -105,10 +102,7 @@ describe('sampling and answers', () => {
     flows.flows.set(5, { bytes: 0, watched: true, cookie: '1', sig: SIG.bneck, rate: 25e6 });
     await s.discover();
     await s.snapshotNode();
-    for (let i = 0; i < 41; i++) {
-      await s.tick();
-      clock.t += 50;
-    }
+    await tickN(s, clock, 41);
     await s.snapshotNode();
     const f = s.find(key(5))!;
     expect(totalSeconds(f.classifier.total)).toBeCloseTo(2.0, 6);
