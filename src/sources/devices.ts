@@ -29,7 +29,7 @@
 import { promises as fs, readFileSync, readdirSync } from 'fs';
 import { regexFlag } from '../core/flags';
 import { under } from '../core/paths';
-import { attrMap, attrString, forEachAttr } from './netlink/attrs';
+import { dumpLinks } from './netlink/rtnl-addr';
 import { NETLINK_ROUTE, NetlinkSocket } from './netlink/socket';
 
 export const deviceIncludeFlag = regexFlag(
@@ -122,31 +122,6 @@ export interface LinkKindLookup {
   kinds(ifindexes: readonly number[]): Promise<Map<number, string | null>>;
 }
 
-// rtnetlink: include/uapi/linux/rtnetlink.h, if_link.h
-const RTM_GETLINK = 18;
-const RTM_NEWLINK = 16;
-const IFINFOMSG_LEN = 16; // struct ifinfomsg: u8 family, u8 pad, u16 type, s32 index, u32 flags, u32 change
-const IFLA_IFNAME = 3;
-const IFLA_LINKINFO = 18;
-const IFLA_INFO_KIND = 1;
-const IFLA_EXT_MASK = 29;
-const RTEXT_FILTER_SKIP_STATS = 1 << 3;
-
-/** Decode one RTM_NEWLINK payload into (ifindex, name, kind). Pure. */
-export function decodeLinkKind(buf: Buffer, start: number, end: number): { ifindex: number; name?: string; kind: string | null } {
-  if (end - start < IFINFOMSG_LEN) throw new Error(`RTM_NEWLINK: payload of ${end - start} bytes is shorter than struct ifinfomsg at offset ${start}`);
-  const ifindex = buf.readInt32LE(start + 4);
-  const a = attrMap(buf, start + IFINFOMSG_LEN, end, 'RTM_NEWLINK');
-  let kind: string | null = null;
-  const li = a.get(IFLA_LINKINFO);
-  if (li) {
-    forEachAttr(buf, li.off, li.off + li.len, 'RTM_NEWLINK IFLA_LINKINFO', (t, off, len) => {
-      if (t === IFLA_INFO_KIND) kind = attrString(buf, { off, len }) ?? null;
-    });
-  }
-  return { ifindex, name: attrString(buf, a.get(IFLA_IFNAME)), kind };
-}
-
 /** Live lookup over rtnetlink, with a per-ifindex cache (a device's kind never changes). */
 export class RtnlLinkKinds implements LinkKindLookup {
   private sock: NetlinkSocket | null = null;
@@ -158,19 +133,7 @@ export class RtnlLinkKinds implements LinkKindLookup {
       this.sock ??= new NetlinkSocket(NETLINK_ROUTE);
       const seen = new Map<number, string | null>();
       // One dump (stats skipped) is cheaper than N single GETs once there are more than a few misses.
-      const body = Buffer.alloc(IFINFOMSG_LEN + 8);
-      body.writeUInt16LE(8, IFINFOMSG_LEN);
-      body.writeUInt16LE(IFLA_EXT_MASK, IFINFOMSG_LEN + 2);
-      body.writeUInt32LE(RTEXT_FILTER_SKIP_STATS, IFINFOMSG_LEN + 4);
-      await this.sock.request(body, RTM_GETLINK, 0, {
-        dump: true,
-        context: 'rtnetlink RTM_GETLINK dump',
-        onMessage: (m) => {
-          if (m.type !== RTM_NEWLINK) return;
-          const r = decodeLinkKind(m.buf, m.start, m.end);
-          seen.set(r.ifindex, r.kind);
-        },
-      });
+      for (const l of await dumpLinks(this.sock)) seen.set(l.ifindex, l.kind ?? null);
       // Forget devices that are gone, remember the rest.
       this.cache.clear();
       for (const [i, k] of seen) this.cache.set(i, k);

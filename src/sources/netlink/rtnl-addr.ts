@@ -9,7 +9,7 @@
 // caller asks for an address it does not know (a new address appeared). Both dumps together are a few
 // kilobytes per device, and the link dump skips statistics (RTEXT_FILTER_SKIP_STATS).
 
-import { DecodeError, NLA_TYPE_MASK, align4, attrU32Of } from './attrs';
+import { DecodeError, NLA_TYPE_MASK, align4, attrMap, attrString, attrU32Of, forEachAttr } from './attrs';
 import { NETLINK_ROUTE, NetlinkSocket } from './socket';
 import { formatAddr } from './sockdiag';
 import { parseIp } from '../flowselect';
@@ -22,6 +22,8 @@ export const RTM_GETADDR = 22;
 const IFA_ADDRESS = 1; // peer address on point-to-point links, else the local address
 const IFA_LOCAL = 2; // the local address (IPv4)
 const IFLA_IFNAME = 3;
+const IFLA_LINKINFO = 18;
+const IFLA_INFO_KIND = 1;
 const IFLA_EXT_MASK = 29;
 const RTEXT_FILTER_SKIP_STATS = 1 << 3;
 
@@ -39,6 +41,8 @@ export interface AddrEntry {
 export interface LinkEntry {
   ifindex: number;
   name: string;
+  /** IFLA_LINKINFO/IFLA_INFO_KIND ("veth", "vlan", "openvswitch", ...); absent for a plain device. */
+  kind?: string;
 }
 
 /** Decode one RTM_NEWADDR payload (struct ifaddrmsg, 8 bytes, + attributes). Pure. */
@@ -69,26 +73,38 @@ export function parseAddrMessage(buf: Buffer, start: number, end: number): AddrE
   return { family, address: formatAddr(buf, at, family), prefixLen, ifindex };
 }
 
-/** Decode one RTM_NEWLINK payload (struct ifinfomsg, 16 bytes, + attributes). Pure. */
+/** Decode one RTM_NEWLINK payload (struct ifinfomsg, 16 bytes, + attributes): index, name, kind. Pure. */
 export function parseLinkMessage(buf: Buffer, start: number, end: number): LinkEntry | undefined {
   const where = 'rtnetlink RTM_NEWLINK';
   if (end - start < 16) throw new DecodeError(where, start, `message has ${end - start} bytes, struct ifinfomsg needs 16`);
   const ifindex = buf.readInt32LE(start + 4); // ifi_index
-  let name: string | undefined;
-  let off = start + 16;
-  while (off + 4 <= end) {
-    const len = buf.readUInt16LE(off);
-    const type = buf.readUInt16LE(off + 2) & NLA_TYPE_MASK;
-    if (len < 4 || off + len > end) throw new DecodeError(where, off, `attribute type ${type} has bad length ${len} (${end - off} bytes left)`);
-    if (type === IFLA_IFNAME) {
-      let e = off + len;
-      const nul = buf.indexOf(0, off + 4);
-      if (nul >= 0 && nul < e) e = nul;
-      name = buf.toString('utf8', off + 4, e);
-    }
-    off += align4(len);
+  const a = attrMap(buf, start + 16, end, where);
+  const name = attrString(buf, a.get(IFLA_IFNAME));
+  if (name === undefined) return undefined;
+  let kind: string | undefined;
+  const li = a.get(IFLA_LINKINFO);
+  if (li) {
+    forEachAttr(buf, li.off, li.off + li.len, `${where} IFLA_LINKINFO`, (t, off, len) => {
+      if (t === IFLA_INFO_KIND) kind = attrString(buf, { off, len });
+    });
   }
-  return name === undefined ? undefined : { ifindex, name };
+  return kind === undefined ? { ifindex, name } : { ifindex, name, kind };
+}
+
+/** Dump every link of this network namespace (statistics skipped). */
+export async function dumpLinks(sock: NetlinkSocket): Promise<LinkEntry[]> {
+  const links: LinkEntry[] = [];
+  const ifi = Buffer.alloc(16); // struct ifinfomsg, AF_UNSPEC
+  await sock.request(Buffer.concat([ifi, attrU32Of(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)]), RTM_GETLINK, 0, {
+    dump: true,
+    context: 'rtnetlink link dump',
+    onMessage: (m) => {
+      if (m.type !== RTM_NEWLINK) return;
+      const l = parseLinkMessage(m.buf, m.start, m.end);
+      if (l) links.push(l);
+    },
+  });
+  return links;
 }
 
 /** "::ffff:10.1.2.3" → "10.1.2.3" (a v4-mapped socket address lives on the device holding the IPv4). */
@@ -103,18 +119,8 @@ export interface AddressTable {
 
 /** Dump links and addresses of the current network namespace. */
 export async function fetchAddressTable(sock: NetlinkSocket): Promise<AddressTable> {
-  const links: LinkEntry[] = [];
+  const links = await dumpLinks(sock);
   const addrs: AddrEntry[] = [];
-  const ifi = Buffer.alloc(16); // struct ifinfomsg, AF_UNSPEC
-  await sock.request(Buffer.concat([ifi, attrU32Of(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)]), RTM_GETLINK, 0, {
-    dump: true,
-    context: 'rtnetlink link dump',
-    onMessage: (m) => {
-      if (m.type !== RTM_NEWLINK) return;
-      const l = parseLinkMessage(m.buf, m.start, m.end);
-      if (l) links.push(l);
-    },
-  });
   await sock.request(Buffer.alloc(8), RTM_GETADDR, 0, {
     dump: true,
     context: 'rtnetlink address dump',

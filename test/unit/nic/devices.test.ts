@@ -1,6 +1,7 @@
 // Device classification and include/exclude selection (src/sources/devices.ts) on the host-mq tree.
 import * as path from 'path';
-import { RtnlLinkKinds, classifyDevice, decodeLinkKind, isSelected, listDevices, parseUevent, selectDevices } from '../../../src/sources/devices';
+import { RtnlLinkKinds, classifyDevice, isSelected, listDevices, parseUevent, selectDevices } from '../../../src/sources/devices';
+import { parseLinkMessage } from '../../../src/sources/netlink/rtnl-addr';
 import { deviceExcludeFlag, deviceIncludeFlag } from '../../../src/sources/devices';
 import { Config } from '../../../src/core/flags';
 import { HOST_MQ, fakeKinds } from './fixtures';
@@ -64,9 +65,9 @@ describe('device classification', () => {
     const kind = Buffer.from([16, 0, 1, 0, ...Buffer.from('openvswitch\0')]);
     const linkinfo = Buffer.concat([Buffer.from([4 + kind.length, 0, 18, 0x80]), kind]);
     const msg = Buffer.concat([ifi, name, linkinfo]);
-    expect(decodeLinkKind(msg, 0, msg.length)).toEqual({ ifindex: 12, name: 'br-int', kind: 'openvswitch' });
-    expect(decodeLinkKind(Buffer.concat([ifi, name]), 0, 28)).toEqual({ ifindex: 12, name: 'br-int', kind: null });
-    expect(() => decodeLinkKind(ifi, 0, 8)).toThrow(/shorter than struct ifinfomsg/);
+    expect(parseLinkMessage(msg, 0, msg.length)).toEqual({ ifindex: 12, name: 'br-int', kind: 'openvswitch' });
+    expect(parseLinkMessage(Buffer.concat([ifi, name]), 0, 28)).toEqual({ ifindex: 12, name: 'br-int' });
+    expect(() => parseLinkMessage(ifi, 0, 8)).toThrow(/struct ifinfomsg needs 16/);
   });
 
   it('reads link kinds of this machine over rtnetlink (loopback has none)', async () => {
