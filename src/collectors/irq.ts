@@ -24,7 +24,8 @@ import { durationFlag, enumFlag } from '../core/flags';
 import { Emitter, counter, gauge } from '../core/metrics';
 import { StateLogger } from '../core/log';
 import { procfsFlag, sysfsFlag } from '../core/paths';
-import { DEVICE_FLAGS, LinkKindLookup, NetDevice, deviceExcludeFlag, deviceIncludeFlag, selectDevices } from '../sources/devices';
+import { DEVICE_FLAGS, NetDevice, deviceExcludeFlag, deviceIncludeFlag, selectDevices } from '../sources/devices';
+import { LinkLookup } from '../sources/netlink/rtnl-link';
 import { NetdevGenlClient, NapiInfo, QueueInfo } from '../sources/netlink/netdev-genl';
 import { NetlinkError } from '../sources/netlink/socket';
 import {
@@ -154,7 +155,8 @@ export function emitDeviceIrqs(out: Emitter, d: DeviceIrqs, mode: PerCpuMode): v
 
 export interface IrqDeps {
   netdev: Pick<NetdevGenlClient, 'queues' | 'napis'> & { close?(): void };
-  linkKinds?: LinkKindLookup | null;
+  /** Where devices come from (default: see SelectOptions.links). */
+  links?: LinkLookup | null;
 }
 
 export function createIrqCollector(ctx: CollectorContext, deps?: Partial<IrqDeps>): Collector {
@@ -207,7 +209,7 @@ export function createIrqCollector(ctx: CollectorContext, deps?: Partial<IrqDeps
 
   return {
     async collect(out) {
-      const devices = await selectDevices(sysfs, include, exclude, deps?.linkKinds === undefined ? {} : { linkKinds: deps.linkKinds });
+      const devices = await selectDevices(sysfs, include, exclude, deps?.links === undefined ? {} : { links: deps.links });
       const live = new Set(devices.map((d) => d.ifindex));
       for (const i of [...napiUnsupported]) if (!live.has(i)) napiUnsupported.delete(i);
       for (const i of [...topologies.keys()]) if (!live.has(i)) topologies.delete(i);

@@ -19,12 +19,13 @@ import { durationFlag, boolFlag, regexFlag, stringFlag } from '../core/flags';
 import { Emitter, MetricTable, counter, gauge } from '../core/metrics';
 import { Logger, StateLogger } from '../core/log';
 import { sysfsFlag } from '../core/paths';
-import { DEVICE_FLAGS, LinkKindLookup, NetDevice, deviceExcludeFlag, deviceIncludeFlag, selectDevices } from '../sources/devices';
+import { DEVICE_FLAGS, NetDevice, deviceExcludeFlag, deviceIncludeFlag, selectDevices } from '../sources/devices';
 import { DriverStatsResult, EthtoolStatsCli, splitQueue } from '../sources/ethtool-cli';
 import { EthtoolChannels, EthtoolClient, EthtoolFeatures, EthtoolPause, EthtoolRings, EthtoolStatGroup, StringSet } from '../sources/netlink/ethtool';
 import { NetdevGenlClient, QSTATS_COUNTERS, QueueStats } from '../sources/netlink/netdev-genl';
 import { NetlinkError } from '../sources/netlink/socket';
-import { NETDEV_STAT_FILES, NetdevAttrs, NetdevQueues, TxQueueAttrs, readNetdevAttrs, readNetdevQueues } from '../sources/sysfs/netdev';
+import { LINK_STATS64_FIELDS, LinkLookup, LinkRecord } from '../sources/netlink/rtnl-link';
+import { NetdevAttrs, NetdevQueues, TxQueueAttrs, readDeviceAttrs, readNetdevQueues } from '../sources/sysfs/netdev';
 import { Collector, CollectorContext, CollectorDef } from './registry';
 
 // ---------------------------------------------------------------------------------------------------
@@ -89,16 +90,28 @@ const attrs = new MetricTable<NetdevAttrs>(D, [
   ['flowpath_nic_carrier_changes_total', 'counter', 'Carrier up/down transitions (sysfs carrier_changes).', (a) => a.carrierChanges],
   ['flowpath_nic_carrier_up_changes_total', 'counter', 'Carrier down→up transitions (sysfs carrier_up_count).', (a) => a.carrierUpCount],
   ['flowpath_nic_carrier_down_changes_total', 'counter', 'Carrier up→down transitions (sysfs carrier_down_count).', (a) => a.carrierDownCount],
-  ...NETDEV_STAT_FILES.map(
+  ...LINK_STATS64_FIELDS.map(
     (s) =>
       [
         `flowpath_nic_${s}_total`,
         'counter',
-        `Kernel netdev counter statistics/${s} (struct rtnl_link_stats64).`,
+        s === 'rx_otherhost_dropped'
+          ? 'Kernel netdev counter rx_otherhost_dropped (struct rtnl_link_stats64, rtnetlink IFLA_STATS64; kernel 5.19+, no sysfs file): packets dropped because they were addressed to another host.'
+          : `Kernel netdev counter ${s} (struct rtnl_link_stats64: rtnetlink IFLA_STATS64, the same as sysfs statistics/${s}).`,
         (a: NetdevAttrs) => a.stats[s],
         s.endsWith('_bytes') ? 'bytes' : s.endsWith('_packets') ? 'packets' : undefined,
       ] as [string, 'counter', string, (a: NetdevAttrs) => number | undefined, string | undefined],
   ),
+]);
+
+// Segmentation size caps (rtnetlink only): a stack device whose GSO cap is below the NIC's TSO cap (an
+// OVS internal port, a tunnel) makes TCP build smaller super-packets, which costs CPU per byte.
+const segCaps = new MetricTable<LinkRecord>(D, [
+  ['flowpath_nic_gso_max_size_bytes', 'gauge', 'Largest GSO packet the stack builds for this device (IFLA_GSO_MAX_SIZE, ip -d link gso_max_size).', (l) => l.gsoMaxSize],
+  ['flowpath_nic_gso_max_segments', 'gauge', 'Most segments in one GSO packet for this device (IFLA_GSO_MAX_SEGS).', (l) => l.gsoMaxSegs],
+  ['flowpath_nic_tso_max_size_bytes', 'gauge', 'Largest TSO packet the device accepts (IFLA_TSO_MAX_SIZE, kernel 5.19+).', (l) => l.tsoMaxSize],
+  ['flowpath_nic_tso_max_segments', 'gauge', 'Most segments the device accepts in one TSO packet (IFLA_TSO_MAX_SEGS, kernel 5.19+).', (l) => l.tsoMaxSegs],
+  ['flowpath_nic_gro_max_size_bytes', 'gauge', 'Largest packet GRO builds on this device (IFLA_GRO_MAX_SIZE, kernel 5.19+).', (l) => l.groMaxSize],
 ]);
 
 const txQueue = new MetricTable<TxQueueAttrs>(['device', 'queue'], [
@@ -163,6 +176,7 @@ export const NIC_METRICS = [
   info,
   operstate,
   ...attrs.descs,
+  ...segCaps.descs,
   ...txQueue.descs,
   ...rings.descs,
   channelsNow,
@@ -248,7 +262,8 @@ export interface NicDeps {
   ethtool: Pick<EthtoolClient, 'rings' | 'channels' | 'features' | 'pause' | 'stats'> & { close?(): void };
   netdev: Pick<NetdevGenlClient, 'qstats'> & { close?(): void };
   driverStats: Pick<EthtoolStatsCli, 'get' | 'retain'>;
-  linkKinds?: LinkKindLookup | null;
+  /** Where devices and their link records come from (default: see SelectOptions.links). */
+  links?: LinkLookup | null;
 }
 
 function errCode(e: unknown): string | undefined {
@@ -313,11 +328,16 @@ export function createNicCollector(ctx: CollectorContext, deps?: Partial<NicDeps
   }
 
   async function collectDevice(out: Emitter, d: NetDevice): Promise<void> {
-    const [a, queues] = await Promise.all([readNetdevAttrs(sysfs, d.name), readNetdevQueues(sysfs, d.name, { rps: false, xps: false, txDetails: true })]);
+    const [a, queues] = await Promise.all([
+      // counters and state from the scrape's link dump (sysfs statistics/ files without one)
+      readDeviceAttrs(sysfs, d),
+      readNetdevQueues(sysfs, d.name, { rps: false, xps: false, txDetails: true }),
+    ]);
     if (!a) return; // device vanished
     out.add(info, [d.name, d.class, d.kind ?? '', d.driver ?? ''], 1);
     if (a.operstate !== undefined) out.add(operstate, [d.name, a.operstate], 1);
     attrs.emit(out, a, [d.name]);
+    if (d.link?.stats) segCaps.emit(out, d.link, [d.name]);
     for (const q of (queues as NetdevQueues | null)?.tx ?? []) txQueue.emit(out, q, [d.name, String(q.queue)]);
 
     // Each optional part renders into its own emitter, merged in a fixed order after all have finished,
@@ -364,7 +384,7 @@ export function createNicCollector(ctx: CollectorContext, deps?: Partial<NicDeps
 
   return {
     async collect(out) {
-      const devices = await selectDevices(sysfs, include, exclude, deps?.linkKinds === undefined ? {} : { linkKinds: deps.linkKinds });
+      const devices = await selectDevices(sysfs, include, exclude, deps?.links === undefined ? {} : { links: deps.links });
       // Forget what we learnt about devices that are gone (an ifindex is not reused while it exists).
       const live = new Set(devices.map((d) => String(d.ifindex)));
       for (const k of [...unsupported]) if (!live.has(k.slice(0, k.indexOf('/')))) unsupported.delete(k);

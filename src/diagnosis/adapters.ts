@@ -16,7 +16,7 @@ import { MIN_RTT_NONE, SKMEM, TCPI, TCP_INFINITE_SSTHRESH } from '../sources/net
 import { NETLINK_ROUTE, NetlinkSocket } from '../sources/netlink/socket';
 import { QdiscRecord, TC_H_ROOT, dumpQdiscs } from '../sources/netlink/qdisc';
 import { NetDevice, listDevices } from '../sources/devices';
-import { NetdevAttrs, NetdevQueues, readNetdevAttrs, readNetdevQueues } from '../sources/sysfs/netdev';
+import { NetdevAttrs, NetdevQueues, readDeviceAttrs, readNetdevQueues } from '../sources/sysfs/netdev';
 import { SoftnetRow, readSoftnet } from '../sources/procfs/softnet';
 import { Softirqs, readSoftirqs } from '../sources/procfs/softirqs';
 import { CpuTicks, readProcStatCpus } from '../sources/procfs/stat';
@@ -542,7 +542,7 @@ export class LiveNodeSource implements NodeSource {
     const queues = new Map<string, NetdevQueues>();
     await Promise.all(
       [...names].map(async (n) => {
-        const a = await attemptAsync(`sysfs ${n}`, () => readNetdevAttrs(this.o.sysfs, n));
+        const a = await attemptAsync(`sysfs ${n}`, () => readDeviceAttrs(this.o.sysfs, devices?.find((d) => d.name === n) ?? { name: n }));
         if (a) attrs.set(n, a);
         const q = await attemptAsync(`sysfs ${n} queues`, () => readNetdevQueues(this.o.sysfs, n));
         if (q) queues.set(n, q);

@@ -18,10 +18,10 @@
 //   physical      a device/ link (a bus device: PCI, virtio, USB, ...) and none of the above
 //   other kinds   veth, ifb, dummy, vxlan, ... : class "virtual"
 // sysfs cannot tell an OVS internal port from a veth or a dummy (no DEVTYPE, no device/, no marker
-// attribute), so for devices without a bus device the rtnetlink link kind (IFLA_LINKINFO/IFLA_INFO_KIND,
-// what `ip -d link` prints and what `ethtool -i` calls the driver of a virtual device) is asked once per
-// device (one RTM_GETLINK dump when an unknown ifindex shows up; cached by ifindex, which is not reused
-// while a device exists).
+// attribute), so the rtnetlink link kind (IFLA_LINKINFO/IFLA_INFO_KIND, what `ip -d link` prints and
+// what `ethtool -i` calls the driver of a virtual device) decides. The device list itself comes from one
+// RTM_GETLINK dump per scrape (./netlink/rtnl-link.ts), shared by the nic, qdisc and irq collectors; the
+// nic collector takes the device counters from the same records.
 //
 // With an include regex, the classification is ignored: every device whose name matches is selected
 // (loopback too, if the regex says so). The exclude regex then removes names from either selection.
@@ -29,8 +29,7 @@
 import { promises as fs, readFileSync, readdirSync } from 'fs';
 import { regexFlag } from '../core/flags';
 import { under } from '../core/paths';
-import { dumpLinks } from './netlink/rtnl-addr';
-import { NETLINK_ROUTE, NetlinkSocket } from './netlink/socket';
+import { LinkLookup, LinkRecord, liveLinks } from './netlink/rtnl-link';
 
 export const deviceIncludeFlag = regexFlag(
   'collector.nic.device-include',
@@ -73,6 +72,8 @@ export interface NetDevice {
   kind?: string;
   /** Bound driver of the bus device (basename of device/driver), physical devices only. */
   driver?: string;
+  /** The rtnetlink record of this listing (state, statistics), when listed over rtnetlink. */
+  link?: LinkRecord;
 }
 
 /** What sysfs (and optionally rtnetlink) says about one device: the input of classifyDevice. */
@@ -116,53 +117,20 @@ export function parseUevent(text: string): Map<string, string> {
   return m;
 }
 
-/** Looks up rtnetlink link kinds by ifindex. Injected so fixture tests do not ask the live kernel. */
-export interface LinkKindLookup {
-  /** Kinds for the given ifindexes (missing key = no IFLA_INFO_KIND, i.e. a plain device). */
-  kinds(ifindexes: readonly number[]): Promise<Map<number, string | null>>;
-}
-
-/** Live lookup over rtnetlink, with a per-ifindex cache (a device's kind never changes). */
-export class RtnlLinkKinds implements LinkKindLookup {
-  private sock: NetlinkSocket | null = null;
-  private readonly cache = new Map<number, string | null>();
-
-  async kinds(ifindexes: readonly number[]): Promise<Map<number, string | null>> {
-    const missing = ifindexes.filter((i) => !this.cache.has(i));
-    if (missing.length > 0) {
-      this.sock ??= new NetlinkSocket(NETLINK_ROUTE);
-      const seen = new Map<number, string | null>();
-      // One dump (stats skipped) is cheaper than N single GETs once there are more than a few misses.
-      for (const l of await dumpLinks(this.sock)) seen.set(l.ifindex, l.kind ?? null);
-      // Forget devices that are gone, remember the rest.
-      this.cache.clear();
-      for (const [i, k] of seen) this.cache.set(i, k);
-    }
-    const out = new Map<number, string | null>();
-    for (const i of ifindexes) if (this.cache.has(i)) out.set(i, this.cache.get(i) ?? null);
-    return out;
-  }
-
-  close(): void {
-    this.sock?.close();
-    this.sock = null;
-  }
-}
-
-let sharedKinds: RtnlLinkKinds | null = null;
-/** The process-wide live lookup (one rtnetlink socket, unref'd while idle). */
-export function liveLinkKinds(): RtnlLinkKinds {
-  sharedKinds ??= new RtnlLinkKinds();
-  return sharedKinds;
-}
-
 export interface SelectOptions {
   /**
-   * Where link kinds come from for devices sysfs cannot classify. Default: rtnetlink in the exporter's
-   * own network namespace when sysfsRoot is "/sys", none otherwise (a fixture tree is not the live
-   * kernel). null = never look (such devices are "virtual").
+   * Where the device list, link kinds and link records (statistics) come from. Default: rtnetlink in the
+   * exporter's own network namespace when sysfsRoot is "/sys" (the sysfs of that namespace), none
+   * otherwise (a fixture tree, or another namespace's sysfs, is not what our rtnetlink socket sees).
+   * null = sysfs only: devices from class/net and their uevent IFINDEX, no kinds (devices sysfs cannot
+   * classify are "virtual"), no link records.
    */
-  linkKinds?: LinkKindLookup | null;
+  links?: LinkLookup | null;
+}
+
+/** The lookup listDevices uses for these options. */
+export function linkLookupFor(sysfsRoot: string, opts: SelectOptions = {}): LinkLookup | null {
+  return opts.links === undefined ? (sysfsRoot === '/sys' ? liveLinks() : null) : opts.links;
 }
 
 interface CachedFacts {
@@ -201,9 +169,16 @@ function intOrUndef(s: string | undefined): number | undefined {
   return Number.isFinite(n) && t !== '' ? n : undefined;
 }
 
-async function gatherFacts(dir: string, name: string): Promise<{ facts: DeviceFacts; driver?: string }> {
-  const [entries, type, flags, uevent] = await Promise.all([
-    fs.readdir(dir),
+async function gatherFacts(dir: string, name: string): Promise<{ facts: DeviceFacts; driver?: string } | null> {
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    throw new Error(`listing ${dir}: ${(e as Error).message}`);
+  }
+  const [type, flags, uevent] = await Promise.all([
     readOpt(under(dir, 'type')),
     readOpt(under(dir, 'flags')),
     readOpt(under(dir, 'uevent')),
@@ -233,51 +208,60 @@ async function gatherFacts(dir: string, name: string): Promise<{ facts: DeviceFa
 }
 
 /**
- * Every device under SYSFS/class/net with its class. Reads the uevent file of each device per call
- * (for the ifindex); the rest is cached per device instance.
+ * Every network device with its class. Over rtnetlink (see SelectOptions) the names, indexes and kinds
+ * come from one link dump, shared with the other collectors of the scrape; otherwise from a readdir of
+ * SYSFS/class/net and each device's uevent. The sysfs facts (bus device, bonding/, bridge/, tun_flags,
+ * DEVTYPE, driver) are read once per device instance (name + ifindex) and cached.
  */
 export async function listDevices(sysfsRoot: string, opts: SelectOptions = {}): Promise<NetDevice[]> {
   const base = under(sysfsRoot, 'class', 'net');
-  let names: string[];
-  try {
-    names = readdirSync(base).sort(); // kernfs readdir, no networking lock: synchronous
-  } catch (e) {
-    throw new Error(`listing network devices in ${base}: ${(e as Error).message}`);
-  }
+  const lookup = linkLookupFor(sysfsRoot, opts);
   let cache = factsCache.get(base);
   if (!cache) factsCache.set(base, (cache = new Map()));
   const c = cache;
 
-  const rows = await Promise.all(
-    names.map(async (name) => {
-      const dir = under(base, name);
-      const uevent = readUeventSync(under(dir, 'uevent'));
-      if (uevent === undefined) return null; // vanished between readdir and read, or not a device
+  let ids: Array<{ name: string; ifindex: number; link?: LinkRecord }>;
+  if (lookup) {
+    ids = (await lookup.links()).map((l) => ({ name: l.name, ifindex: l.ifindex, link: l })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  } else {
+    let names: string[];
+    try {
+      names = readdirSync(base).sort(); // kernfs readdir, no networking lock: synchronous
+    } catch (e) {
+      throw new Error(`listing network devices in ${base}: ${(e as Error).message}`);
+    }
+    ids = [];
+    for (const name of names) {
+      const uevent = readUeventSync(under(base, name, 'uevent'));
+      if (uevent === undefined) continue; // vanished between readdir and read, or not a device
       const ifindex = intOrUndef(parseUevent(uevent).get('IFINDEX'));
-      if (ifindex === undefined) throw new Error(`${under(dir, 'uevent')}: no IFINDEX line`);
-      let hit = c.get(name);
-      if (!hit || hit.ifindex !== ifindex) {
-        const g = await gatherFacts(dir, name);
-        hit = { ifindex, facts: g.facts, driver: g.driver };
-        c.set(name, hit);
+      if (ifindex === undefined) throw new Error(`${under(base, name, 'uevent')}: no IFINDEX line`);
+      ids.push({ name, ifindex });
+    }
+  }
+
+  const rows = await Promise.all(
+    ids.map(async (id) => {
+      let hit = c.get(id.name);
+      if (!hit || hit.ifindex !== id.ifindex) {
+        const g = await gatherFacts(under(base, id.name), id.name);
+        if (!g) return null; // gone from sysfs since the listing
+        hit = { ifindex: id.ifindex, facts: g.facts, driver: g.driver };
+        c.set(id.name, hit);
       }
-      return { name, ifindex, hit };
+      return { ...id, hit };
     }),
   );
   const present = rows.filter((r): r is NonNullable<typeof r> => r !== null);
-  for (const k of [...c.keys()]) if (!present.some((r) => r.name === k)) c.delete(k);
+  const names = new Set(present.map((r) => r.name));
+  for (const k of [...c.keys()]) if (!names.has(k)) c.delete(k);
 
-  // Link kinds are asked of the lookup on every call (the live lookup caches them per ifindex), so the
-  // answer always comes from the lookup the caller chose.
-  const lookup = opts.linkKinds === undefined ? (sysfsRoot === '/sys' ? liveLinkKinds() : null) : opts.linkKinds;
-  // Every device without a bus device (except loopback) gets its kind: needed to classify the ones sysfs
-  // leaves open, and reported as a label for the others (bridge, tun, vlan, ...).
-  const open = present.filter((r) => !r.hit.facts.hasDevice && classifyDevice(r.hit.facts) !== 'loopback');
-  const kinds = lookup && open.length > 0 ? await lookup.kinds(open.map((r) => r.ifindex)) : new Map<number, string | null>();
   return present.map((r) => {
-    const kind = kinds.get(r.ifindex) ?? undefined;
+    const kind = r.link?.kind;
     const facts = kind === undefined ? r.hit.facts : { ...r.hit.facts, kind };
-    return { name: r.name, ifindex: r.ifindex, class: classifyDevice(facts), kind, driver: r.hit.driver };
+    const d: NetDevice = { name: r.name, ifindex: r.ifindex, class: classifyDevice(facts), kind, driver: r.hit.driver };
+    if (r.link) d.link = r.link;
+    return d;
   });
 }
 

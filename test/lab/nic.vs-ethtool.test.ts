@@ -63,6 +63,7 @@ d('nic/irq collectors vs ethtool and sysfs on veth, tap and bridge (private name
     ip('-n', NS_A, 'tuntap', 'add', 'tap0', 'mode', 'tap');
     // RPS on rx-1 (CPUs 0-1 or 0), XPS on tx-2
     inA('sh', '-c', 'echo 3 > /sys/class/net/vA/queues/rx-1/rps_cpus; echo 256 > /sys/class/net/vA/queues/rx-1/rps_flow_cnt; echo 1 > /sys/class/net/vA/queues/tx-2/xps_cpus');
+    execFileSync('ip', ['netns', 'exec', NS_A, 'ping', '-c', '2', '-i', '0.2', '-q', B_IP], { stdio: 'ignore' }); // non-zero counters
     s = scrape();
   }, 60_000);
   afterAll(cleanup);
@@ -127,6 +128,20 @@ d('nic/irq collectors vs ethtool and sysfs on veth, tap and bridge (private name
       expect(s.get(`flowpath_nic_operstate_info{device="${dev}",operstate="${sysA(`${dev}/operstate`)}"}`)).toBe(1);
     }
     expect(s.get('flowpath_nic_speed_bytes_per_second{device="vA"}')).toBe(Number(sysA('vA/speed')) * 125000);
+    // Counters and caps come from the rtnetlink link dump: equal to every sysfs statistics/ file and to
+    // ip -d link on these quiet devices (IPv6 off, nothing sends between the scrape and the reads).
+    for (const dev of ['vA', 'br0', 'tap0']) {
+      for (const f of inA('ls', `/sys/class/net/${dev}/statistics`).split('\n').filter(Boolean)) {
+        expect([dev, f, s.get(`flowpath_nic_${f}_total{device="${dev}"}`)]).toEqual([dev, f, Number(sysA(`${dev}/statistics/${f}`))]);
+      }
+      expect(s.get(`flowpath_nic_carrier_down_changes_total{device="${dev}"}`)).toBe(Number(sysA(`${dev}/carrier_down_count`)));
+      const j = JSON.parse(inA('ip', '-d', '-j', 'link', 'show', dev))[0];
+      expect([dev, s.get(`flowpath_nic_gso_max_size_bytes{device="${dev}"}`), s.get(`flowpath_nic_tso_max_segments{device="${dev}"}`), s.get(`flowpath_nic_gro_max_size_bytes{device="${dev}"}`)]).toEqual([
+        dev, j.gso_max_size, j.tso_max_segs, j.gro_max_size,
+      ]);
+    }
+    expect(s.get('flowpath_nic_tx_packets_total{device="vA"}')).toBeGreaterThan(0);
+    expect(s.get('flowpath_nic_carrier{device="tap0"}')).toBeUndefined(); // down: no carrier value, as sysfs (EINVAL)
     const nproc = Number(execFileSync('nproc', { encoding: 'utf8' }));
     expect(s.get('flowpath_rps_cpus{device="vA",queue="1"}')).toBe(Math.min(2, nproc));
     expect(s.get('flowpath_rps_info{device="vA",queue="1",cpus="' + (nproc > 1 ? '0-1' : '0') + '"}')).toBe(1);

@@ -256,7 +256,7 @@ describe('qdisc device-name cache', () => {
       let calls = 0;
       const lookup = cachedDeviceNames(async (...args) => {
         calls++;
-        return selectDevices(args[0], args[1], args[2], { linkKinds: null });
+        return selectDevices(args[0], args[1], args[2], { links: null });
       });
       const config = Config.from(allFlags(), { 'path.sysfs': root, 'collector.nic.device-include': '.*' });
       expect([...(await lookup(config, [1, 2]))]).toEqual([

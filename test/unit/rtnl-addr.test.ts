@@ -3,17 +3,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { DecodeError, forEachMessage } from '../../src/sources/netlink/attrs';
-import {
-  AddrEntry,
-  AddressDevices,
-  AddressTable,
-  LinkEntry,
-  RTM_NEWADDR,
-  RTM_NEWLINK,
-  canonicalAddr,
-  parseAddrMessage,
-  parseLinkMessage,
-} from '../../src/sources/netlink/rtnl-addr';
+import { AddrEntry, AddressDevices, AddressTable, RTM_NEWADDR, canonicalAddr, parseAddrMessage } from '../../src/sources/netlink/rtnl-addr';
+import { LinkEntry, RTM_NEWLINK, parseLinkMessage } from '../../src/sources/netlink/rtnl-link';
 
 const FIX = path.join(__dirname, '../fixtures/rtnl-addr');
 

@@ -1,6 +1,5 @@
 // Which network device holds a local IP address: rtnetlink address dump (RTM_GETADDR, struct ifaddrmsg
-// in include/uapi/linux/if_addr.h) joined with the link names (RTM_GETLINK, struct ifinfomsg,
-// IFLA_IFNAME in include/uapi/linux/if_link.h and rtnetlink.h).
+// in include/uapi/linux/if_addr.h) joined with the link names (RTM_GETLINK dump, ./rtnl-link.ts).
 //
 // A flow whose local IP sits on an OVS internal port reports local_device="br-int": the IP device is
 // where the flow enters the node's stack, and the start of the path the diagnosis follows.
@@ -9,23 +8,17 @@
 // caller asks for an address it does not know (a new address appeared). Both dumps together are a few
 // kilobytes per device, and the link dump skips statistics (RTEXT_FILTER_SKIP_STATS).
 
-import { DecodeError, NLA_TYPE_MASK, align4, attrMap, attrString, attrU32Of, forEachAttr } from './attrs';
+import { DecodeError, NLA_TYPE_MASK, align4 } from './attrs';
+import { LinkEntry, dumpLinks } from './rtnl-link';
 import { NETLINK_ROUTE, NetlinkSocket } from './socket';
 import { formatAddr } from './sockdiag';
 import { parseIp } from '../flowselect';
 
-export const RTM_NEWLINK = 16;
-export const RTM_GETLINK = 18;
 export const RTM_NEWADDR = 20;
 export const RTM_GETADDR = 22;
 
 const IFA_ADDRESS = 1; // peer address on point-to-point links, else the local address
 const IFA_LOCAL = 2; // the local address (IPv4)
-const IFLA_IFNAME = 3;
-const IFLA_LINKINFO = 18;
-const IFLA_INFO_KIND = 1;
-const IFLA_EXT_MASK = 29;
-const RTEXT_FILTER_SKIP_STATS = 1 << 3;
 
 const AF_INET = 2;
 const AF_INET6 = 10;
@@ -36,13 +29,6 @@ export interface AddrEntry {
   address: string;
   prefixLen: number;
   ifindex: number;
-}
-
-export interface LinkEntry {
-  ifindex: number;
-  name: string;
-  /** IFLA_LINKINFO/IFLA_INFO_KIND ("veth", "vlan", "openvswitch", ...); absent for a plain device. */
-  kind?: string;
 }
 
 /** Decode one RTM_NEWADDR payload (struct ifaddrmsg, 8 bytes, + attributes). Pure. */
@@ -71,40 +57,6 @@ export function parseAddrMessage(buf: Buffer, start: number, end: number): AddrE
   const at = local >= 0 ? local : address;
   if (at < 0) return undefined;
   return { family, address: formatAddr(buf, at, family), prefixLen, ifindex };
-}
-
-/** Decode one RTM_NEWLINK payload (struct ifinfomsg, 16 bytes, + attributes): index, name, kind. Pure. */
-export function parseLinkMessage(buf: Buffer, start: number, end: number): LinkEntry | undefined {
-  const where = 'rtnetlink RTM_NEWLINK';
-  if (end - start < 16) throw new DecodeError(where, start, `message has ${end - start} bytes, struct ifinfomsg needs 16`);
-  const ifindex = buf.readInt32LE(start + 4); // ifi_index
-  const a = attrMap(buf, start + 16, end, where);
-  const name = attrString(buf, a.get(IFLA_IFNAME));
-  if (name === undefined) return undefined;
-  let kind: string | undefined;
-  const li = a.get(IFLA_LINKINFO);
-  if (li) {
-    forEachAttr(buf, li.off, li.off + li.len, `${where} IFLA_LINKINFO`, (t, off, len) => {
-      if (t === IFLA_INFO_KIND) kind = attrString(buf, { off, len });
-    });
-  }
-  return kind === undefined ? { ifindex, name } : { ifindex, name, kind };
-}
-
-/** Dump every link of this network namespace (statistics skipped). */
-export async function dumpLinks(sock: NetlinkSocket): Promise<LinkEntry[]> {
-  const links: LinkEntry[] = [];
-  const ifi = Buffer.alloc(16); // struct ifinfomsg, AF_UNSPEC
-  await sock.request(Buffer.concat([ifi, attrU32Of(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)]), RTM_GETLINK, 0, {
-    dump: true,
-    context: 'rtnetlink link dump',
-    onMessage: (m) => {
-      if (m.type !== RTM_NEWLINK) return;
-      const l = parseLinkMessage(m.buf, m.start, m.end);
-      if (l) links.push(l);
-    },
-  });
-  return links;
 }
 
 /** "::ffff:10.1.2.3" → "10.1.2.3" (a v4-mapped socket address lives on the device holding the IPv4). */

@@ -8,6 +8,7 @@
 import { closeSync, promises as fs, openSync, read as fsRead, readdirSync, realpathSync } from 'fs';
 import { readWhole } from '../procfs/read';
 import { under } from '../../core/paths';
+import { IFF_UP, LINK_STATS64_FIELDS, LinkRecord, LinkStatName } from '../netlink/rtnl-link';
 
 // ---------------------------------------------------------------------------------------------------
 // Pure parsers
@@ -107,33 +108,11 @@ export function formatCpuList(cpus: readonly number[]): string {
 // ---------------------------------------------------------------------------------------------------
 // Records
 
-/** The files of /sys/class/net/DEV/statistics (struct rtnl_link_stats64, NETSTAT_ENTRY in net-sysfs.c). */
-export const NETDEV_STAT_FILES = [
-  'rx_packets',
-  'tx_packets',
-  'rx_bytes',
-  'tx_bytes',
-  'rx_errors',
-  'tx_errors',
-  'rx_dropped',
-  'tx_dropped',
-  'multicast',
-  'collisions',
-  'rx_length_errors',
-  'rx_over_errors',
-  'rx_crc_errors',
-  'rx_frame_errors',
-  'rx_fifo_errors',
-  'rx_missed_errors',
-  'tx_aborted_errors',
-  'tx_carrier_errors',
-  'tx_fifo_errors',
-  'tx_heartbeat_errors',
-  'tx_window_errors',
-  'rx_compressed',
-  'tx_compressed',
-  'rx_nohandler',
-] as const;
+/**
+ * The files of /sys/class/net/DEV/statistics (NETSTAT_ENTRY in net-sysfs.c): the fields of struct
+ * rtnl_link_stats64 up to rx_nohandler (rx_otherhost_dropped has no file).
+ */
+export const NETDEV_STAT_FILES = LINK_STATS64_FIELDS.slice(0, LINK_STATS64_FIELDS.indexOf('rx_nohandler') + 1) as Exclude<(typeof LINK_STATS64_FIELDS)[number], 'rx_otherhost_dropped'>[];
 export type NetdevStatName = (typeof NETDEV_STAT_FILES)[number];
 
 export interface NetdevAttrs {
@@ -148,7 +127,8 @@ export interface NetdevAttrs {
   carrierChanges?: number;
   carrierUpCount?: number;
   carrierDownCount?: number;
-  stats: Partial<Record<NetdevStatName, number>>;
+  /** struct rtnl_link_stats64 counters; rx_otherhost_dropped only from rtnetlink (no sysfs file). */
+  stats: Partial<Record<LinkStatName, number>>;
 }
 
 export interface RxQueueAttrs {
@@ -266,8 +246,45 @@ export function netdevDir(sysfsRoot: string, dev: string): string {
 }
 
 /**
- * Attributes and statistics of one device. Returns null when the device directory is gone (the device
- * disappeared after selection). Throws SysfsFormatError on content that does not parse.
+ * Attributes and statistics of one device from an rtnetlink link record (./netlink/rtnl-link.ts) plus
+ * the two attributes rtnetlink does not carry, speed and duplex (sysfs, through the thread pool: their
+ * show() waits for RTNL). Same record and the same "absent, not 0" rules as the sysfs reader: carrier is
+ * absent while the device is administratively down (sysfs answers EINVAL then), an operstate outside
+ * RFC 2863's seven is absent.
+ */
+export async function netdevAttrsFromLink(sysfsRoot: string, link: LinkRecord): Promise<NetdevAttrs> {
+  const dir = netdevDir(sysfsRoot, link.name);
+  const [speed, duplex] = await Promise.all([readAttr(under(dir, 'speed')), readAttr(under(dir, 'duplex'))]);
+  const stats = link.stats ?? {};
+  return {
+    name: link.name,
+    operstate: link.operstate === undefined ? undefined : OPERSTATES[link.operstate],
+    carrier: (link.flags & IFF_UP) === 0 ? undefined : link.carrier,
+    speedMbps: speed === undefined ? undefined : parseSpeed(speed, under(dir, 'speed')),
+    duplex: duplex === undefined ? undefined : parseDuplex(duplex, under(dir, 'duplex')),
+    mtu: link.mtu,
+    txQueueLen: link.txQueueLen,
+    carrierChanges: link.carrierChanges,
+    carrierUpCount: link.carrierUpCount,
+    carrierDownCount: link.carrierDownCount,
+    stats,
+  };
+}
+
+/**
+ * A device's attributes the cheapest way available: from its link record when the listing came over
+ * rtnetlink with statistics, else from sysfs (a --path.sysfs tree that is not this namespace's /sys,
+ * fixtures). null when the device is gone.
+ */
+export function readDeviceAttrs(sysfsRoot: string, dev: { name: string; link?: LinkRecord }): Promise<NetdevAttrs | null> {
+  return dev.link?.stats ? netdevAttrsFromLink(sysfsRoot, dev.link) : readNetdevAttrs(sysfsRoot, dev.name);
+}
+
+/**
+ * Attributes and statistics of one device, all from sysfs (for a sysfs tree that is not this
+ * namespace's, or fixtures; the live exporter uses netdevAttrsFromLink). Returns null when the device
+ * directory is gone (the device disappeared after selection). Throws SysfsFormatError on content that
+ * does not parse.
  */
 export async function readNetdevAttrs(sysfsRoot: string, dev: string): Promise<NetdevAttrs | null> {
   const dir = netdevDir(sysfsRoot, dev);

@@ -1,18 +1,19 @@
 // Device classification and include/exclude selection (src/sources/devices.ts) on the host-mq tree.
+import * as fs from 'fs';
 import * as path from 'path';
-import { RtnlLinkKinds, classifyDevice, isSelected, listDevices, parseUevent, selectDevices } from '../../../src/sources/devices';
-import { parseLinkMessage } from '../../../src/sources/netlink/rtnl-addr';
+import { classifyDevice, isSelected, listDevices, parseUevent, selectDevices } from '../../../src/sources/devices';
+import { LiveLinks, parseLinkMessage } from '../../../src/sources/netlink/rtnl-link';
 import { deviceExcludeFlag, deviceIncludeFlag } from '../../../src/sources/devices';
 import { Config } from '../../../src/core/flags';
-import { HOST_MQ, fakeKinds } from './fixtures';
+import { HOST_MQ, fakeLinks } from './fixtures';
 
 const SYS = path.join(HOST_MQ, 'sys');
 const re = (s: string) => Config.from([deviceIncludeFlag, deviceExcludeFlag], { 'collector.nic.device-include': s }).get(deviceIncludeFlag);
 
 describe('device classification', () => {
   it('classifies every host-mq device from sysfs plus rtnetlink link kinds', async () => {
-    const kinds = fakeKinds();
-    const all = await listDevices(SYS, { linkKinds: kinds });
+    const links = fakeLinks();
+    const all = await listDevices(SYS, { links });
     expect(all.map((d) => [d.name, d.class, d.driver ?? '', d.kind ?? ''])).toEqual([
       ['bond0', 'bond', '', 'bond'],
       ['br-int', 'ovs-internal', '', 'openvswitch'],
@@ -28,13 +29,15 @@ describe('device classification', () => {
       ['tap0', 'tun', '', 'tun'],
       ['veth3f2a1b', 'virtual', '', 'veth'],
     ]);
-    // Devices with a bus device and loopback are not looked up.
-    expect(kinds.calls).toEqual([[7, 12, 9, 8, 13, 11, 10]]);
+    expect(links.dumps).toBe(1);
+    // The same from sysfs alone, but for the devices only the link kind tells apart.
+    const sysOnly = await listDevices(SYS, { links: null });
+    expect(sysOnly.map((d) => [d.name, d.class])).toEqual(all.map((d) => [d.name, ['br-int', 'ovs-system'].includes(d.name) || d.class === 'team' ? 'virtual' : d.class]));
   });
 
   it('selects physical, bond, vlan and OVS internal ports by default; an include regex replaces that; exclude applies last', async () => {
-    const kinds = fakeKinds();
-    const names = async (inc: RegExp | null, exc: RegExp | null) => (await selectDevices(SYS, inc, exc, { linkKinds: kinds })).map((d) => d.name);
+    const links = fakeLinks();
+    const names = async (inc: RegExp | null, exc: RegExp | null) => (await selectDevices(SYS, inc, exc, { links })).map((d) => d.name);
     expect(await names(null, null)).toEqual(['bond0', 'br-int', 'ens5', 'eth0', 'eth0.100', 'eth1', 'eth2', 'eth3']);
     expect(await names(null, re('eth.*'))).toEqual(['bond0', 'br-int', 'ens5']);
     expect(await names(re('veth.*|lo|tap0'), null)).toEqual(['lo', 'tap0', 'veth3f2a1b']);
@@ -42,7 +45,7 @@ describe('device classification', () => {
   });
 
   it('without a link-kind source, an OVS internal port cannot be told from a veth and is left out', async () => {
-    const d = await selectDevices(SYS, null, null, { linkKinds: null });
+    const d = await selectDevices(SYS, null, null, { links: null });
     expect(d.map((x) => x.name)).not.toContain('br-int');
   });
 
@@ -58,23 +61,18 @@ describe('device classification', () => {
     expect(parseUevent('DEVTYPE=vlan\nINTERFACE=a=b\nIFINDEX=8\n')).toEqual(new Map([['DEVTYPE', 'vlan'], ['INTERFACE', 'a=b'], ['IFINDEX', '8']]));
   });
 
-  it('decodes RTM_NEWLINK link kinds', () => {
-    const ifi = Buffer.alloc(16);
-    ifi.writeInt32LE(12, 4);
-    const name = Buffer.from([12, 0, 3, 0, ...Buffer.from('br-int\0'), 0]);
-    const kind = Buffer.from([16, 0, 1, 0, ...Buffer.from('openvswitch\0')]);
-    const linkinfo = Buffer.concat([Buffer.from([4 + kind.length, 0, 18, 0x80]), kind]);
-    const msg = Buffer.concat([ifi, name, linkinfo]);
-    expect(parseLinkMessage(msg, 0, msg.length)).toEqual({ ifindex: 12, name: 'br-int', kind: 'openvswitch' });
-    expect(parseLinkMessage(Buffer.concat([ifi, name]), 0, 28)).toEqual({ ifindex: 12, name: 'br-int' });
-    expect(() => parseLinkMessage(ifi, 0, 8)).toThrow(/struct ifinfomsg needs 16/);
-  });
-
-  it('reads link kinds of this machine over rtnetlink (loopback has none)', async () => {
-    const live = new RtnlLinkKinds();
+  it('lists this namespace over rtnetlink: the same names as /sys/class/net, one dump for concurrent callers', async () => {
+    const live = new LiveLinks();
     try {
-      const m = await live.kinds([1]);
-      expect(m.get(1)).toBeNull();
+      const [a, b, c] = await Promise.all([listDevices('/sys', { links: live }), listDevices('/sys', { links: live }), live.links()]);
+      expect(live.dumps).toBe(1);
+      expect(a.map((d) => d.name)).toEqual(fs.readdirSync('/sys/class/net').sort());
+      expect(b).toEqual(a);
+      expect(c.map((l) => l.name).sort()).toEqual(a.map((d) => d.name));
+      const lo = a.find((d) => d.name === 'lo')!;
+      expect([lo.class, lo.kind, lo.link?.stats?.rx_packets !== undefined]).toEqual(['loopback', undefined, true]);
+      await live.links();
+      expect(live.dumps).toBe(2); // no caching beyond the dump in flight
     } finally {
       live.close();
     }

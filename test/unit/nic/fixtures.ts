@@ -20,7 +20,7 @@ import {
 import { NapiInfo, QueueInfo, QueueStats, decodeNapi, decodeQstats, decodeQueue } from '../../../src/sources/netlink/netdev-genl';
 import { NetlinkError } from '../../../src/sources/netlink/socket';
 import type { NicDeps } from '../../../src/collectors/nic';
-import type { LinkKindLookup } from '../../../src/sources/devices';
+import type { LinkLookup, LinkRecord } from '../../../src/sources/netlink/rtnl-link';
 
 export const NIC_FIXTURES = path.join(__dirname, '../../fixtures/nic');
 export const GENL = path.join(NIC_FIXTURES, 'genl');
@@ -141,15 +141,26 @@ export const virtio = {
 
 /** Link kinds of the host-mq virtual devices (what rtnetlink IFLA_INFO_KIND would say). */
 export const HOST_MQ_KINDS: Record<number, string | null> = { 7: 'bond', 8: 'vlan', 9: 'bridge', 10: 'veth', 11: 'tun', 12: 'openvswitch', 13: 'openvswitch', 1: null };
-export function fakeKinds(kinds: Record<number, string | null> = HOST_MQ_KINDS): LinkKindLookup & { calls: number[][] } {
-  const calls: number[][] = [];
-  return {
-    calls,
-    async kinds(ifindexes) {
-      calls.push([...ifindexes]);
-      return new Map(ifindexes.filter((i) => i in kinds).map((i) => [i, kinds[i]]));
+
+/**
+ * A link lookup over a fixture tree: what an rtnetlink dump in that namespace would list (names and
+ * indexes from class/net/DEV/uevent, kinds from the map), without statistics, so the nic collector
+ * reads the tree's statistics files. `dumps` counts calls.
+ */
+export function fakeLinks(sysRoot = path.join(HOST_MQ, 'sys'), kinds: Record<number, string | null> = HOST_MQ_KINDS): LinkLookup & { dumps: number } {
+  const base = path.join(sysRoot, 'class/net');
+  const self = {
+    dumps: 0,
+    async links(): Promise<LinkRecord[]> {
+      self.dumps++;
+      return fs.readdirSync(base).map((name) => {
+        const ifindex = Number(/^IFINDEX=(\d+)$/m.exec(fs.readFileSync(path.join(base, name, 'uevent'), 'utf8'))![1]);
+        const kind = kinds[ifindex];
+        return kind ? { ifindex, name, kind, type: 1, flags: 0 } : { ifindex, name, type: 1, flags: 0 };
+      });
     },
   };
+  return self;
 }
 
 export type { NicDeps };

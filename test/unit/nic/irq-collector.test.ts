@@ -11,13 +11,13 @@ import { allFlags } from '../../../src/exporter';
 import { IRQ_METRICS, IrqDeps, actionMentions, createIrqCollector } from '../../../src/collectors/irq';
 import { NetlinkError } from '../../../src/sources/netlink/socket';
 import { promtoolAvailable, promtoolCheckMetrics } from '../../support/promtool';
-import { FakeNetdev, HOST_MQ, fakeKinds, mlx5 } from './fixtures';
+import { FakeNetdev, HOST_MQ, fakeLinks, mlx5 } from './fixtures';
 
 const ctx = { signal: new AbortController().signal, now: 0 };
 
 function collector(over: Partial<IrqDeps> = {}, flags: Record<string, string> = {}, root = HOST_MQ) {
   const config = Config.from(allFlags(), { 'path.sysfs': path.join(root, 'sys'), 'path.procfs': path.join(root, 'proc'), ...flags });
-  return createIrqCollector({ config, log: nullLogger }, { netdev: new FakeNetdev({ eth0: { queues: mlx5.queues(), napis: mlx5.napis() } }), linkKinds: fakeKinds(), ...over });
+  return createIrqCollector({ config, log: nullLogger }, { netdev: new FakeNetdev({ eth0: { queues: mlx5.queues(), napis: mlx5.napis() } }), links: fakeLinks(), ...over });
 }
 async function scrape(c: ReturnType<typeof collector>): Promise<string> {
   const out = new Emitter();

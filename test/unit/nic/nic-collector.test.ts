@@ -12,7 +12,7 @@ import { NIC_METRICS, NicDeps, createNicCollector, nicCollector } from '../../..
 import { DriverStatsResult, parseEthtoolStats } from '../../../src/sources/ethtool-cli';
 import { DecodeError } from '../../../src/sources/netlink/attrs';
 import { promtoolAvailable, promtoolCheckMetrics } from '../../support/promtool';
-import { FakeEthtool, FakeNetdev, HOST_MQ, NIC_FIXTURES, eperm, fakeKinds, mlx5, virtio } from './fixtures';
+import { FakeEthtool, FakeNetdev, HOST_MQ, NIC_FIXTURES, eperm, fakeLinks, mlx5, virtio } from './fixtures';
 
 const ctx = { signal: new AbortController().signal, now: 0 };
 const driverText = (d: string) => fs.readFileSync(path.join(NIC_FIXTURES, 'ethtool-S', `${d}.txt`), 'utf8');
@@ -39,7 +39,7 @@ function deps(over: Partial<NicDeps> = {}): NicDeps & { ethtool: FakeEthtool; ne
     }),
     netdev: new FakeNetdev({ eth0: { qstats: mlx5.qstats() }, eth2: { qstats: virtio.qstats() } }),
     driverStats: new FakeDriverStats({ eth0: ok('mlx5_core'), eth1: ok('ixgbe'), ens5: ok('ena'), eth2: ok('virtio_net') }),
-    linkKinds: fakeKinds(),
+    links: fakeLinks(),
     ...over,
   } as never;
 }
@@ -189,6 +189,7 @@ describe('nic collector on host-mq', () => {
     expect(d.ethtool.calls.length).toBe(calls);
   });
 
+  // A sysfs-only tree (no link lookup): devices are listed from class/net.
   describe('malformed sysfs', () => {
     let tmp: string;
     beforeEach(() => {
@@ -199,11 +200,11 @@ describe('nic collector on host-mq', () => {
 
     it('fails the collector with the file name rather than export a wrong number', async () => {
       fs.writeFileSync(path.join(tmp, 'sys/class/net/eth1/mtu'), '1500 bytes\n');
-      await expect(scrape(collector(deps(), {}, nullLogger, path.join(tmp, 'sys')))).rejects.toThrow(/eth1\/mtu: expected an integer, got "1500 bytes"/);
+      await expect(scrape(collector(deps({ links: null }), {}, nullLogger, path.join(tmp, 'sys')))).rejects.toThrow(/eth1\/mtu: expected an integer, got "1500 bytes"/);
     });
 
     it('skips a device whose directory vanished between listing and reading', async () => {
-      const c = collector(deps(), { 'collector.nic.device-include': 'eth.*' }, nullLogger, path.join(tmp, 'sys'));
+      const c = collector(deps({ links: null }), { 'collector.nic.device-include': 'eth.*' }, nullLogger, path.join(tmp, 'sys'));
       const before = await scrape(c);
       expect(before).toContain('device="eth3"');
       fs.rmSync(path.join(tmp, 'sys/devices/pci0000:00/0000:00:1c.0/0000:02:00.0/net/eth3'), { recursive: true });
@@ -214,7 +215,7 @@ describe('nic collector on host-mq', () => {
 
     it('fails when the class/net directory is missing', async () => {
       fs.rmSync(path.join(tmp, 'sys/class'), { recursive: true });
-      await expect(scrape(collector(deps(), {}, nullLogger, path.join(tmp, 'sys')))).rejects.toThrow(/listing network devices in .*class\/net/);
+      await expect(scrape(collector(deps({ links: null }), {}, nullLogger, path.join(tmp, 'sys')))).rejects.toThrow(/listing network devices in .*class\/net/);
     });
   });
 
