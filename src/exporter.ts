@@ -1,13 +1,13 @@
 // Assembles the exporter: global flags, the collector registry, and the /metrics body (collector
-// families + the exporter's own process metrics from prom-client).
+// families + the exporter's own process metrics, src/self-metrics.ts).
 
-import * as client from 'prom-client';
 import { Config, FlagDef, durationFlag, enumFlag, intFlag, stringFlag } from './core/flags';
 import { Emitter, MetricDesc, gauge } from './core/metrics';
 import { LOG_LEVELS, LogLevel, Logger } from './core/log';
 import { procfsFlag, sysfsFlag } from './core/paths';
 import { ALL_COLLECTORS } from './collectors';
 import { CollectorDef, REGISTRY_METRICS, Registry, collectorFlag } from './collectors/registry';
+import { SELF_METRICS, SelfMetrics } from './self-metrics';
 import { VERSION } from './version';
 
 export const listenFlag = stringFlag('web.listen-address', ':9632', 'Address on which to expose metrics and the web interface.', '<addr>');
@@ -41,11 +41,11 @@ export function allFlags(defs: readonly CollectorDef[] = ALL_COLLECTORS): FlagDe
 }
 
 export const buildInfo = gauge('flowpath_build_info', 'flowpath version and the Node.js runtime it runs on; value 1.', ['version', 'nodejs_version']);
-export const EXPORTER_METRICS: readonly MetricDesc[] = [buildInfo, ...REGISTRY_METRICS];
+export const EXPORTER_METRICS: readonly MetricDesc[] = [buildInfo, ...REGISTRY_METRICS, ...SELF_METRICS];
 
 export class Exporter {
   readonly registry: Registry;
-  private readonly selfRegistry = new client.Registry();
+  private readonly self = new SelfMetrics();
 
   constructor(
     readonly config: Config,
@@ -53,11 +53,6 @@ export class Exporter {
     defs: readonly CollectorDef[] = ALL_COLLECTORS,
   ) {
     this.registry = new Registry(defs, { config, log }, config.get(scrapeTimeoutFlag));
-    client.collectDefaultMetrics({ register: this.selfRegistry });
-    // prom-client names these gauges *_total, which promtool (rightly) rejects; they add nothing here.
-    for (const n of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
-      this.selfRegistry.removeSingleMetric(n);
-    }
   }
 
   start(): void {
@@ -65,6 +60,7 @@ export class Exporter {
   }
 
   close(): Promise<void> {
+    this.self.close();
     return this.registry.close();
   }
 
@@ -72,7 +68,7 @@ export class Exporter {
   async metricsText(): Promise<string> {
     const out: Emitter = await this.registry.scrape();
     out.add(buildInfo, [VERSION, process.versions.node], 1);
-    const self = await this.selfRegistry.metrics();
-    return out.render() + self;
+    this.self.emit(out);
+    return out.render();
   }
 }

@@ -13,7 +13,7 @@ export interface CatalogueSection {
 
 export function sectionsFor(defs: readonly CollectorDef[], exporterMetrics: readonly MetricDesc[]): CatalogueSection[] {
   return [
-    { title: 'exporter', description: 'The exporter itself: build, per-collector scrape status.', metrics: exporterMetrics },
+    { title: 'exporter', description: 'The exporter itself: build, per-collector scrape status, and its own process (CPU, memory, file descriptors, V8 heap and garbage collection) under the process_* and nodejs_* names every Prometheus client library uses.', metrics: exporterMetrics },
     ...defs.map((d) => ({ title: d.name, description: d.description, defaultEnabled: d.defaultEnabled, metrics: d.metrics })),
   ];
 }

@@ -5,8 +5,8 @@
 // (Emitter.add throws) and a renamed metric cannot silently break a dashboard.
 //
 // Kernel counters are emitted as counters with the absolute value read at scrape time: this is the
-// equivalent of Go's ConstMetric. prom-client's Counter cannot be set to an absolute value, so the
-// collectors' families are rendered here; prom-client only supplies the process/nodejs self-metrics.
+// equivalent of Go's ConstMetric. Every family of the exposition, the exporter's own process_* and
+// nodejs_* ones included (src/self-metrics.ts), is rendered here.
 
 export type MetricKind = 'counter' | 'gauge';
 
@@ -32,7 +32,21 @@ export function metric(
   labels: readonly string[] = [],
   unit?: string,
 ): MetricDesc {
-  if (!NAME_RE.test(name) || !name.startsWith('flowpath_')) throw new Error(`bad metric name ${name}`);
+  if (!name.startsWith('flowpath_')) throw new Error(`bad metric name ${name}: not flowpath_*`);
+  return describe(name, kind, help, labels, unit);
+}
+
+/**
+ * The exporter's own process_* / nodejs_* families: the names every Prometheus client library uses for
+ * its process (so the usual "exporter memory/CPU/fds" panels and alerts work), with the same checks.
+ */
+export function processMetric(name: string, kind: MetricKind, help: string, labels: readonly string[] = []): MetricDesc {
+  if (!/^(process|nodejs)_/.test(name)) throw new Error(`bad metric name ${name}: not process_* or nodejs_*`);
+  return describe(name, kind, help, labels);
+}
+
+function describe(name: string, kind: MetricKind, help: string, labels: readonly string[], unit?: string): MetricDesc {
+  if (!NAME_RE.test(name)) throw new Error(`bad metric name ${name}`);
   if (kind === 'counter' && !name.endsWith('_total')) throw new Error(`counter ${name} must end in _total`);
   if (kind === 'gauge' && name.endsWith('_total')) throw new Error(`gauge ${name} must not end in _total`);
   for (const l of labels) {
