@@ -30,6 +30,7 @@ import { promises as fs, readFileSync, readdirSync } from 'fs';
 import { regexFlag } from '../core/flags';
 import { under } from '../core/paths';
 import { LinkLookup, LinkRecord, liveLinks } from './netlink/rtnl-link';
+import { forgetHeld } from './procfs/read';
 
 export const deviceIncludeFlag = regexFlag(
   'collector.nic.device-include',
@@ -243,6 +244,7 @@ export async function listDevices(sysfsRoot: string, opts: SelectOptions = {}): 
   const rows = await Promise.all(
     ids.map(async (id) => {
       let hit = c.get(id.name);
+      if (hit && hit.ifindex !== id.ifindex) forgetHeld(under(base, id.name) + '/'); // another device took the name
       if (!hit || hit.ifindex !== id.ifindex) {
         const g = await gatherFacts(under(base, id.name), id.name);
         if (!g) return null; // gone from sysfs since the listing
@@ -254,7 +256,11 @@ export async function listDevices(sysfsRoot: string, opts: SelectOptions = {}): 
   );
   const present = rows.filter((r): r is NonNullable<typeof r> => r !== null);
   const names = new Set(present.map((r) => r.name));
-  for (const k of [...c.keys()]) if (!names.has(k)) c.delete(k);
+  for (const k of [...c.keys()]) {
+    if (names.has(k)) continue;
+    c.delete(k);
+    forgetHeld(under(base, k) + '/');
+  }
 
   return present.map((r) => {
     const kind = r.link?.kind;
