@@ -13,7 +13,9 @@
 // else the handler name (irqQueueRole in sources/procfs/interrupts.ts). A NIC's IRQs are its PCI
 // function's MSI vectors (msi_irqs/); devices without MSI are matched by device name in the handler names.
 // That topology (bus device, MSI vectors, NAPI/queue roles) is cached per ifindex for
-// --collector.irq.topology-ttl (30 s); counts, affinities and RPS/XPS are read on every scrape.
+// --collector.irq.topology-ttl (30 s), and so are the RPS/XPS settings of its queues (configuration, a
+// few files per queue: on a 64-queue NIC ~250 reads a scrape); counts and affinities are read on every
+// scrape.
 //
 // Interrupt counts per CPU: an IRQ × CPU matrix is unbounded on large machines (64 vectors × 256 CPUs), so
 // by default (--collector.irq.per-cpu=nonzero) only CPUs that have handled the IRQ at least once since
@@ -37,7 +39,7 @@ import {
   readPossibleCpus,
   readProcInterrupts,
 } from '../sources/procfs/interrupts';
-import { formatCpuList, readDeviceIrqs, readNetdevQueues, readRpsSockFlowEntries } from '../sources/sysfs/netdev';
+import { NetdevQueues, formatCpuList, readDeviceIrqs, readNetdevQueues, readRpsSockFlowEntries } from '../sources/sysfs/netdev';
 import { Collector, CollectorContext, CollectorDef } from './registry';
 
 export type PerCpuMode = 'nonzero' | 'all' | 'none';
@@ -51,7 +53,7 @@ export const irqPerCpuFlag = enumFlag<PerCpuMode>(
 export const irqTopologyTtlFlag = durationFlag(
   'collector.irq.topology-ttl',
   30,
-  'How long the interrupt topology of a device (its bus device and MSI vectors, msi_irqs/; the IRQ → queue mapping from netdev genl QUEUE_GET/NAPI_GET) is reused before it is read again. A device with a new ifindex is always read at once; counts, affinities, RPS and XPS are read every scrape. 0 = every scrape.',
+  'How long the interrupt topology of a device (its bus device and MSI vectors, msi_irqs/; the IRQ → queue mapping from netdev genl QUEUE_GET/NAPI_GET) is reused before it is read again. The RPS/XPS settings of its queues (rps_cpus, rps_flow_cnt, xps_cpus, xps_rxqs) are reused for as long. A device with a new ifindex is always read at once; interrupt counts and affinities are read every scrape. 0 = every scrape.',
 );
 
 const irqInfo = gauge('flowpath_irq_info', 'A NIC interrupt and what it serves; value 1. role: rx, tx, combined (rx+tx of the same queue number) or other (config, async, link); queue: queue index ("" for other); action: handler name.', [
@@ -195,16 +197,17 @@ export function createIrqCollector(ctx: CollectorContext, deps?: Partial<IrqDeps
     at: number;
     bus: Awaited<ReturnType<typeof readDeviceIrqs>>;
     roles: Map<number, IrqRole[]>;
+    queues: NetdevQueues | null;
   }
   const topologies = new Map<number, Topology>();
   async function topology(d: NetDevice): Promise<Omit<Topology, 'at'>> {
     const now = Date.now();
     const hit = topologies.get(d.ifindex);
     if (hit && now - hit.at < topologyTtlMs) return hit;
-    const [bus, napi] = await Promise.all([readDeviceIrqs(sysfs, d.name), napiRoles(d)]);
-    if (topologyTtlMs > 0 && napi.final) topologies.set(d.ifindex, { at: now, bus, roles: napi.roles });
+    const [bus, napi, queues] = await Promise.all([readDeviceIrqs(sysfs, d.name), napiRoles(d), readNetdevQueues(sysfs, d.name)]);
+    if (topologyTtlMs > 0 && napi.final && queues) topologies.set(d.ifindex, { at: now, bus, roles: napi.roles, queues });
     else topologies.delete(d.ifindex);
-    return { bus, roles: napi.roles };
+    return { bus, roles: napi.roles, queues };
   }
 
   return {
@@ -221,7 +224,7 @@ export function createIrqCollector(ctx: CollectorContext, deps?: Partial<IrqDeps
 
       const perDevice = await Promise.all(
         devices.map(async (d) => {
-          const [{ bus, roles }, queues] = await Promise.all([topology(d), readNetdevQueues(sysfs, d.name)]);
+          const { bus, roles, queues } = await topology(d);
           let irqNumbers: number[] = bus?.msiIrqs ?? [];
           if (bus && irqNumbers.length === 0) {
             // No MSI: legacy INTx or platform device; find its lines by name.

@@ -365,8 +365,11 @@ export async function readNetdevQueues(sysfsRoot: string, dev: string, opts: Que
   const rx: RxQueueAttrs[] = [];
   const tx: Promise<TxQueueAttrs>[] = [];
   const opt = <T>(file: string, parse: (t: string, f: string) => T, text: string | undefined): T | undefined => (text === undefined ? undefined : parse(text, file));
-  for (const n of names) {
-    const q = parseQueueDirName(n);
+  // BQL is all or nothing per device (netdev_uses_bql() in net-sysfs.c: no byte_queue_limits/ on LLTX
+  // or queue-less devices such as veth), so once the first TX queue has none the rest are not asked.
+  let bql = true;
+  const dirs = names.map((n) => [n, parseQueueDirName(n)] as const).sort((a, b) => (a[1]?.queue ?? 0) - (b[1]?.queue ?? 0));
+  for (const [n, q] of dirs) {
     if (!q) continue;
     const d = under(qdir, n);
     if (q.dir === 'rx') {
@@ -381,9 +384,13 @@ export async function readNetdevQueues(sysfsRoot: string, dev: string, opts: Que
       const tmoF = under(d, 'tx_timeout');
       const limF = under(d, 'byte_queue_limits', 'limit');
       const inflF = under(d, 'byte_queue_limits', 'inflight');
-      const details = opts.txDetails
-        ? { txTimeout: opt(tmoF, parseIntAttr, readAttrSync(tmoF)), bqlLimit: opt(limF, parseIntAttr, readAttrSync(limF)), bqlInflight: opt(inflF, parseIntAttr, readAttrSync(inflF)) }
-        : {};
+      let details = {};
+      if (opts.txDetails) {
+        const bqlLimit: number | undefined = bql ? opt(limF, parseIntAttr, readAttrSync(limF)) : undefined;
+        const bqlInflight: number | undefined = bql ? opt(inflF, parseIntAttr, readAttrSync(inflF)) : undefined;
+        bql = bqlLimit !== undefined || bqlInflight !== undefined;
+        details = { txTimeout: opt(tmoF, parseIntAttr, readAttrSync(tmoF)), bqlLimit, bqlInflight };
+      }
       tx.push(
         (async () => {
           // xps_cpus may wait for RTNL: asynchronous.
