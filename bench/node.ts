@@ -41,6 +41,8 @@ export interface ExporterStats {
 
 export interface PairResult {
   label: string;
+  /** Where both exporters ran: "this namespace" or the private multi-queue namespace. */
+  where: string;
   flowpath: ExporterStats;
   nodeExporter: ExporterStats;
   /** flowpath / node_exporter, median CPU per scrape. */
@@ -55,7 +57,7 @@ export interface NodeBenchResult {
 }
 
 /** Comparisons run, each flowpath collector set against its node_exporter equivalent. */
-const PAIRS: Array<{ label: string; flowpath: string[]; nodeExporter: string[] }> = [
+const PAIRS: Array<{ label: string; flowpath: string[]; nodeExporter: string[]; multiQueue?: boolean }> = [
   {
     label: 'qdisc+softirq+sysctl+netstat+node',
     flowpath: ['qdisc', 'softirq', 'sysctl', 'netstat', 'node'],
@@ -66,7 +68,72 @@ const PAIRS: Array<{ label: string; flowpath: string[]; nodeExporter: string[] }
     flowpath: ['qdisc', 'softirq', 'sysctl', 'netstat', 'node', 'nic', 'irq'],
     nodeExporter: ['softnet', 'cpu', 'stat', 'netstat', 'sysctl', 'qdisc', 'uname', 'netdev', 'netclass', 'ethtool', 'interrupts'],
   },
+  // A real 25G NIC has tens of queues, and flowpath reads per-queue files (BQL, TX timeouts, RPS, XPS)
+  // that node_exporter does not: the same comparison in a private namespace holding a veth pair with
+  // MQ_QUEUES TX and RX queues per end (root only; skipped otherwise).
+  {
+    label: 'the same + nic+irq, 16 TX/RX queues per device',
+    flowpath: ['qdisc', 'softirq', 'sysctl', 'netstat', 'node', 'nic', 'irq'],
+    nodeExporter: ['softnet', 'cpu', 'stat', 'netstat', 'sysctl', 'qdisc', 'uname', 'netdev', 'netclass', 'ethtool', 'interrupts'],
+    multiQueue: true,
+  },
 ];
+const MQ_QUEUES = 16;
+
+/**
+ * Where the exporters of a pair run. The multi-queue place is a private namespace with a veth pair of
+ * MQ_QUEUES queues per end, reached from here over a second veth pair (10.231.79.1 ↔ .2); `ip netns
+ * exec` keeps the pid (it execs the exporter), so /proc/<pid> CPU accounting is unchanged.
+ */
+interface Place {
+  name: string;
+  host: string;
+  wrap: string[];
+  /** Sysctls that exist there (some are global and absent from a child namespace's /proc/sys/net). */
+  sysctlExists(name: string): boolean;
+  close(): void;
+}
+
+function ipCmd(...args: string[]): void {
+  const r = spawnSync('ip', args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim()}`);
+}
+
+function multiQueuePlace(): Place | string {
+  if (process.getuid?.() !== 0) return 'needs root (network namespace)';
+  if (spawnSync('ip', ['-V']).status !== 0) return 'ip (iproute2) not installed';
+  const ns = `fpbench${process.pid}`;
+  const hostIf = `fpbh${process.pid % 100000}`;
+  const close = () => {
+    spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+    spawnSync('ip', ['link', 'del', hostIf], { stdio: 'ignore' });
+  };
+  try {
+    ipCmd('netns', 'add', ns);
+    ipCmd('-n', ns, 'link', 'set', 'lo', 'up');
+    const q = String(MQ_QUEUES);
+    ipCmd('-n', ns, 'link', 'add', 'mq0', 'numtxqueues', q, 'numrxqueues', q, 'type', 'veth', 'peer', 'name', 'mq1', 'numtxqueues', q, 'numrxqueues', q);
+    ipCmd('-n', ns, 'link', 'set', 'mq0', 'up');
+    ipCmd('-n', ns, 'link', 'set', 'mq1', 'up');
+    ipCmd('link', 'add', hostIf, 'type', 'veth', 'peer', 'name', 'access', 'netns', ns);
+    ipCmd('addr', 'add', '10.231.79.1/30', 'dev', hostIf);
+    ipCmd('-n', ns, 'addr', 'add', '10.231.79.2/30', 'dev', 'access');
+    ipCmd('link', 'set', hostIf, 'up');
+    ipCmd('-n', ns, 'link', 'set', 'access', 'up');
+  } catch (e) {
+    close();
+    return (e as Error).message;
+  }
+  return {
+    name: `namespace ${ns}: lo, access, mq0/mq1 (${MQ_QUEUES} queues each)`,
+    host: '10.231.79.2',
+    wrap: ['ip', 'netns', 'exec', ns],
+    sysctlExists: (n) => spawnSync('ip', ['netns', 'exec', ns, 'test', '-e', `/proc/sys/${n.replace(/\./g, '/')}`]).status === 0,
+    close,
+  };
+}
+
+const HERE: Place = { name: 'this namespace', host: '127.0.0.1', wrap: [], sysctlExists: () => true, close: () => undefined };
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -93,9 +160,9 @@ function portIsFree(port: number): Promise<boolean> {
 
 // A fresh connection per scrape (agent: false), as Prometheus effectively sees it between scrape
 // intervals, for both exporters alike.
-function get(port: number, p = '/metrics'): Promise<string> {
+function get(host: string, port: number, p = '/metrics'): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: p, agent: false, timeout: 10000 }, (res) => {
+    const req = http.get({ host, port, path: p, agent: false, timeout: 10000 }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`HTTP ${res.statusCode} from :${port}${p}`))));
@@ -105,18 +172,18 @@ function get(port: number, p = '/metrics'): Promise<string> {
   });
 }
 
-async function waitUp(port: number, child: ChildProcess, what: string): Promise<void> {
+async function waitUp(host: string, port: number, child: ChildProcess, what: string): Promise<void> {
   const end = Date.now() + 20000;
   while (Date.now() < end) {
     if (child.exitCode !== null) throw new Error(`${what} exited with ${child.exitCode}`);
     try {
-      await get(port);
+      await get(host, port);
       return;
     } catch {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  throw new Error(`${what} did not answer on 127.0.0.1:${port}`);
+  throw new Error(`${what} did not answer on ${host}:${port}`);
 }
 
 /** CPU time of every thread of a process, in ns (schedstat field 1). */
@@ -139,6 +206,7 @@ const quantile = (xs: number[], q: number) => {
 
 interface Target {
   name: string;
+  host: string;
   collectors: string;
   port: number;
   child: ChildProcess;
@@ -151,7 +219,7 @@ interface Target {
 async function scrapeOnce(t: Target, record: boolean): Promise<void> {
   const c0 = cpuNs(t.child.pid!);
   const w0 = process.hrtime.bigint();
-  const body = await get(t.port);
+  const body = await get(t.host, t.port);
   const w1 = process.hrtime.bigint();
   // Let the exporter finish any post-response work (GC, socket bookkeeping) before reading its CPU.
   await new Promise((r) => setImmediate(r));
@@ -187,11 +255,21 @@ export async function benchNode(opts: NodeBenchOptions = {}): Promise<NodeBenchR
   const seen = new Set<string>();
   for (const p of PAIRS) {
     const fpCollectors = p.flowpath.filter((n) => known.has(n));
-    const key = fpCollectors.join(',');
+    const key = `${fpCollectors.join(',')}${p.multiQueue ? '/mq' : ''}`;
     if (seen.has(key)) continue; // nic/irq not registered yet: the second pair would repeat the first
     seen.add(key);
-    const r = await runPair(p.label, fpCollectors, p.nodeExporter, cli, neBin, opts);
-    log(`node [${r.label}]: ${opts.scrapes ?? 200} scrapes each, alternating; node_exporter ${neVersion}`);
+    const place = p.multiQueue ? multiQueuePlace() : HERE;
+    if (typeof place === 'string') {
+      log(`node [${p.label}]: skipped (${place})`);
+      continue;
+    }
+    let r: PairResult;
+    try {
+      r = await runPair(p.label, place, fpCollectors, p.nodeExporter, cli, neBin, opts);
+    } finally {
+      place.close();
+    }
+    log(`node [${r.label}]: ${opts.scrapes ?? 200} scrapes each, alternating, in ${r.where}; node_exporter ${neVersion}`);
     for (const s of [r.flowpath, r.nodeExporter]) {
       log(
         `  ${s.name.padEnd(14)} cpu/scrape median ${s.cpuMs.median.toFixed(2)} ms p90 ${s.cpuMs.p90.toFixed(2)} ms | wall median ${s.wallMs.median.toFixed(2)} ms p90 ${s.wallMs.p90.toFixed(2)} ms | ${s.samples} samples ${s.bytes} B | ${s.collectors}`,
@@ -203,7 +281,7 @@ export async function benchNode(opts: NodeBenchOptions = {}): Promise<NodeBenchR
   return { pairs };
 }
 
-async function runPair(label: string, fpCollectors: string[], neCollectors: string[], cli: string, neBin: string, opts: NodeBenchOptions): Promise<PairResult> {
+async function runPair(label: string, place: Place, fpCollectors: string[], neCollectors: string[], cli: string, neBin: string, opts: NodeBenchOptions): Promise<PairResult> {
   const scrapes = opts.scrapes ?? 200;
   const warmup = opts.warmup ?? 20;
   const fpArgs = ALL_COLLECTORS.map((d) => (fpCollectors.includes(d.name) ? `--collector.${d.name}` : `--no-collector.${d.name}`));
@@ -216,7 +294,7 @@ async function runPair(label: string, fpCollectors: string[], neCollectors: stri
   if (neCollectors.includes('netstat')) neArgs.push('--collector.netstat.fields=^(Tcp|TcpExt|Ip|IpExt)_.*$');
   if (neCollectors.includes('sysctl')) {
     for (const n of DEFAULT_SYSCTLS) {
-      const v = readSysctl('/proc', n);
+      const v = place.sysctlExists(n) ? readSysctl('/proc', n) : undefined;
       if (v) neArgs.push('numbers' in v ? `--collector.sysctl.include=${n}` : `--collector.sysctl.include-info=${n}`);
     }
   }
@@ -227,16 +305,19 @@ async function runPair(label: string, fpCollectors: string[], neCollectors: stri
 
   const children: ChildProcess[] = [];
   try {
-    const fp = spawn(process.execPath, [cli, `--web.listen-address=127.0.0.1:${fpPort}`, '--log.level=warn', ...fpArgs], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const run = (cmd: string, args: string[]) =>
+      place.wrap.length ? spawn(place.wrap[0], [...place.wrap.slice(1), cmd, ...args], { stdio: ['ignore', 'ignore', 'inherit'] }) : spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+    const { host } = place;
+    const fp = run(process.execPath, [cli, `--web.listen-address=${host}:${fpPort}`, '--log.level=warn', ...fpArgs]);
     children.push(fp);
-    const ne = spawn(neBin, [`--web.listen-address=127.0.0.1:${nePort}`, '--log.level=error', ...neArgs], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const ne = run(neBin, [`--web.listen-address=${host}:${nePort}`, '--log.level=error', ...neArgs]);
     children.push(ne);
-    await waitUp(fpPort, fp, 'flowpath');
-    await waitUp(nePort, ne, 'node_exporter');
+    await waitUp(host, fpPort, fp, 'flowpath');
+    await waitUp(host, nePort, ne, 'node_exporter');
 
     const targets: Target[] = [
-      { name: 'flowpath', collectors: fpCollectors.join(','), port: fpPort, child: fp, wall: [], cpu: [], samples: 0, bytes: 0 },
-      { name: 'node_exporter', collectors: neCollectors.join(','), port: nePort, child: ne, wall: [], cpu: [], samples: 0, bytes: 0 },
+      { name: 'flowpath', host, collectors: fpCollectors.join(','), port: fpPort, child: fp, wall: [], cpu: [], samples: 0, bytes: 0 },
+      { name: 'node_exporter', host, collectors: neCollectors.join(','), port: nePort, child: ne, wall: [], cpu: [], samples: 0, bytes: 0 },
     ];
     for (let i = 0; i < warmup; i++) for (const t of targets) await scrapeOnce(t, false);
     for (let i = 0; i < scrapes; i++) {
@@ -245,7 +326,7 @@ async function runPair(label: string, fpCollectors: string[], neCollectors: stri
       for (const t of order) await scrapeOnce(t, true);
     }
     const [f, n] = targets.map(stats);
-    return { label, flowpath: f, nodeExporter: n, cpuRatio: f.cpuMs.median / n.cpuMs.median, wallRatio: f.wallMs.median / n.wallMs.median };
+    return { label, where: place.name, flowpath: f, nodeExporter: n, cpuRatio: f.cpuMs.median / n.cpuMs.median, wallRatio: f.wallMs.median / n.wallMs.median };
   } finally {
     for (const c of children) {
       if (c.exitCode === null) c.kill('SIGTERM');
