@@ -100,6 +100,29 @@ describe('irq collector on host-mq', () => {
     expect(text).toContain('flowpath_irq_affinity_info{device="eth2",irq="41",cpus="0-1"} 1');
   });
 
+  it('reuses RPS/XPS settings for --collector.irq.topology-ttl; interrupt counts are read every scrape', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fp-irq-ttl-'));
+    try {
+      fs.cpSync(HOST_MQ, tmp, { recursive: true, verbatimSymlinks: true });
+      const rps = path.join(tmp, 'sys/devices/pci0000:3a/0000:3a:00.0/0000:3b:00.0/net/eth0/queues/rx-0/rps_cpus');
+      expect(fs.existsSync(rps)).toBe(true);
+      const cached = collector({}, {}, tmp);
+      const every = collector({}, { 'collector.irq.topology-ttl': '0s' }, tmp);
+      await scrape(cached);
+      fs.writeFileSync(rps, '00000000,00000003\n');
+      const irq = path.join(tmp, 'proc/interrupts');
+      fs.writeFileSync(irq, fs.readFileSync(irq, 'utf8').replace(/^( *99:\s+)(\d+)/m, (_m, a: string, n: string) => a + String(Number(n) + 1000)));
+      const a = await scrape(cached);
+      const b = await scrape(every);
+      expect(a).toContain('flowpath_rps_cpus{device="eth0",queue="0"} 0'); // within the TTL: as first read
+      expect(b).toContain('flowpath_rps_cpus{device="eth0",queue="0"} 2'); // TTL 0: read now
+      const count = (t: string) => lines(t, 'flowpath_irq_interrupts_total').find((l) => l.includes('irq="99"'));
+      expect(count(a)).toBe('flowpath_irq_interrupts_total{device="eth0",irq="99"} 124456'); // counts are never cached
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
   it('falls back to handler names when netdev genl fails, and never guesses a queue', async () => {
     const eperm = () => {
       throw new NetlinkError(-1, 'fixture');
