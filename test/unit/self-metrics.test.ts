@@ -3,16 +3,7 @@
 import * as fs from 'fs';
 import { Emitter } from '../../src/core/metrics';
 import { SELF_METRICS, SelfMetrics, parseMaxFds, parseVsize } from '../../src/self-metrics';
-
-function values(text: string): Map<string, number> {
-  const m = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const i = line.lastIndexOf(' ');
-    m.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return m;
-}
+import { samples as values } from '../support/ethtool-text';
 
 describe('self metrics', () => {
   it('parses vsize after a comm holding spaces and parentheses, and the soft fd limit', () => {

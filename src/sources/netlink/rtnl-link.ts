@@ -98,10 +98,22 @@ export interface LinkRecord extends LinkEntry {
 
 const WHERE = 'rtnetlink RTM_NEWLINK';
 
-function u32At(buf: Buffer, off: number, len: number, what: string): number {
-  if (len < 4) throw new DecodeError(WHERE, off, `${what} has length ${len}, want 4`);
-  return buf.readUInt32LE(off);
-}
+type ScalarField = 'mtu' | 'txQueueLen' | 'operstate' | 'carrier' | 'carrierChanges' | 'carrierUpCount' | 'carrierDownCount' | 'gsoMaxSize' | 'gsoMaxSegs' | 'tsoMaxSize' | 'tsoMaxSegs' | 'groMaxSize';
+/** The scalar attributes: type → [record field, attribute name for errors, size in bytes (u8 or u32)]. */
+const SCALARS = new Map<number, [ScalarField, string, 1 | 4]>([
+  [IFLA_MTU, ['mtu', 'IFLA_MTU', 4]],
+  [IFLA_TXQLEN, ['txQueueLen', 'IFLA_TXQLEN', 4]],
+  [IFLA_OPERSTATE, ['operstate', 'IFLA_OPERSTATE', 1]],
+  [IFLA_CARRIER, ['carrier', 'IFLA_CARRIER', 1]],
+  [IFLA_CARRIER_CHANGES, ['carrierChanges', 'IFLA_CARRIER_CHANGES', 4]],
+  [IFLA_CARRIER_UP_COUNT, ['carrierUpCount', 'IFLA_CARRIER_UP_COUNT', 4]],
+  [IFLA_CARRIER_DOWN_COUNT, ['carrierDownCount', 'IFLA_CARRIER_DOWN_COUNT', 4]],
+  [IFLA_GSO_MAX_SIZE, ['gsoMaxSize', 'IFLA_GSO_MAX_SIZE', 4]],
+  [IFLA_GSO_MAX_SEGS, ['gsoMaxSegs', 'IFLA_GSO_MAX_SEGS', 4]],
+  [IFLA_TSO_MAX_SIZE, ['tsoMaxSize', 'IFLA_TSO_MAX_SIZE', 4]],
+  [IFLA_TSO_MAX_SEGS, ['tsoMaxSegs', 'IFLA_TSO_MAX_SEGS', 4]],
+  [IFLA_GRO_MAX_SIZE, ['groMaxSize', 'IFLA_GRO_MAX_SIZE', 4]],
+]);
 
 /** Decode one RTM_NEWLINK payload (struct ifinfomsg, 16 bytes, + attributes). undefined without a name. */
 export function parseLinkMessage(buf: Buffer, start: number, end: number): LinkRecord | undefined {
@@ -110,48 +122,17 @@ export function parseLinkMessage(buf: Buffer, start: number, end: number): LinkR
   const rec: LinkRecord = { ifindex: buf.readInt32LE(start + 4), name: '', type: buf.readUInt16LE(start + 2), flags: buf.readUInt32LE(start + 8) };
   let named = false;
   forEachAttr(buf, start + 16, end, WHERE, (t, off, len) => {
+    const scalar = SCALARS.get(t);
+    if (scalar) {
+      const [field, name, size] = scalar;
+      if (len < size) throw new DecodeError(WHERE, off, `${name} has length ${len}, want ${size}`);
+      rec[field] = size === 1 ? buf[off] : buf.readUInt32LE(off);
+      return;
+    }
     switch (t) {
       case IFLA_IFNAME:
         rec.name = attrString(buf, { off, len }) ?? '';
         named = true;
-        break;
-      case IFLA_MTU:
-        rec.mtu = u32At(buf, off, len, 'IFLA_MTU');
-        break;
-      case IFLA_TXQLEN:
-        rec.txQueueLen = u32At(buf, off, len, 'IFLA_TXQLEN');
-        break;
-      case IFLA_OPERSTATE:
-        if (len < 1) throw new DecodeError(WHERE, off, 'IFLA_OPERSTATE is empty');
-        rec.operstate = buf[off];
-        break;
-      case IFLA_CARRIER:
-        if (len < 1) throw new DecodeError(WHERE, off, 'IFLA_CARRIER is empty');
-        rec.carrier = buf[off];
-        break;
-      case IFLA_CARRIER_CHANGES:
-        rec.carrierChanges = u32At(buf, off, len, 'IFLA_CARRIER_CHANGES');
-        break;
-      case IFLA_CARRIER_UP_COUNT:
-        rec.carrierUpCount = u32At(buf, off, len, 'IFLA_CARRIER_UP_COUNT');
-        break;
-      case IFLA_CARRIER_DOWN_COUNT:
-        rec.carrierDownCount = u32At(buf, off, len, 'IFLA_CARRIER_DOWN_COUNT');
-        break;
-      case IFLA_GSO_MAX_SIZE:
-        rec.gsoMaxSize = u32At(buf, off, len, 'IFLA_GSO_MAX_SIZE');
-        break;
-      case IFLA_GSO_MAX_SEGS:
-        rec.gsoMaxSegs = u32At(buf, off, len, 'IFLA_GSO_MAX_SEGS');
-        break;
-      case IFLA_TSO_MAX_SIZE:
-        rec.tsoMaxSize = u32At(buf, off, len, 'IFLA_TSO_MAX_SIZE');
-        break;
-      case IFLA_TSO_MAX_SEGS:
-        rec.tsoMaxSegs = u32At(buf, off, len, 'IFLA_TSO_MAX_SEGS');
-        break;
-      case IFLA_GRO_MAX_SIZE:
-        rec.groMaxSize = u32At(buf, off, len, 'IFLA_GRO_MAX_SIZE');
         break;
       case IFLA_STATS64: {
         if (len % 8 !== 0 || len < 8 * 23) throw new DecodeError(WHERE, off, `IFLA_STATS64 has length ${len}, want a multiple of 8 of at least 184`);
