@@ -4,7 +4,13 @@
 // statistics and the driver's own drop/stall counters.
 //
 // Sources and failure policy, per device:
-//   sysfs /sys/class/net/DEV            always; a file that does not parse fails the whole collector
+//   rtnetlink link dump (RTM_GETLINK)   always: state, MTU, queue length, carrier counts, GSO/TSO/GRO
+//                                        caps and every rtnl_link_stats64 counter; one dump per scrape
+//                                        shared with the qdisc and irq collectors (src/sources/devices.ts).
+//                                        A malformed reply fails the whole collector.
+//   sysfs /sys/class/net/DEV            always: speed, duplex, per-TX-queue timeouts and BQL (and, when
+//                                        --path.sysfs is not this namespace's /sys, everything the dump
+//                                        would give); a file that does not parse fails the whole collector
 //   ethtool genl RINGS/CHANNELS/FEATURES/PAUSE/STATS, netdev genl QSTATS, `ethtool -S`
 //                                        optional per device: EOPNOTSUPP is remembered (the device is not
 //                                        asked again; no series), ENODEV = the device just vanished; any
