@@ -121,17 +121,64 @@ export function parseUevent(text: string): Map<string, string> {
 export interface SelectOptions {
   /**
    * Where the device list, link kinds and link records (statistics) come from. Default: rtnetlink in the
-   * exporter's own network namespace when sysfsRoot is "/sys" (the sysfs of that namespace), none
-   * otherwise (a fixture tree, or another namespace's sysfs, is not what our rtnetlink socket sees).
-   * null = sysfs only: devices from class/net and their uevent IFINDEX, no kinds (devices sysfs cannot
-   * classify are "virtual"), no link records.
+   * exporter's own network namespace when the sysfs tree belongs to that namespace (see
+   * sysfsMatchesNetns), else none. null = sysfs only: devices from class/net and their uevent IFINDEX,
+   * no kinds (devices sysfs cannot classify are "virtual"), no link records.
    */
   links?: LinkLookup | null;
 }
 
+/** Devices of a sysfs tree by readdir of class/net and each uevent's IFINDEX, sorted by name. */
+function sysfsIds(base: string): Array<{ name: string; ifindex: number }> {
+  let names: string[];
+  try {
+    names = readdirSync(base).sort(); // kernfs readdir, no networking lock: synchronous
+  } catch (e) {
+    throw new Error(`listing network devices in ${base}: ${(e as Error).message}`);
+  }
+  const ids: Array<{ name: string; ifindex: number }> = [];
+  for (const name of names) {
+    const uevent = readUeventSync(under(base, name, 'uevent'));
+    if (uevent === undefined) continue; // vanished between readdir and read, or not a device
+    const ifindex = intOrUndef(parseUevent(uevent).get('IFINDEX'));
+    if (ifindex === undefined) throw new Error(`${under(base, name, 'uevent')}: no IFINDEX line`);
+    ids.push({ name, ifindex });
+  }
+  return ids;
+}
+
+/** Per sysfs root other than /sys: does it show our namespace's devices? Decided once. */
+const netnsMatch = new Map<string, Promise<boolean>>();
+
+/**
+ * Whether a sysfs tree shows the devices of the exporter's own network namespace, i.e. whether our
+ * rtnetlink socket may stand in for it. "/sys" is (a process's own sysfs mount belongs to the namespace
+ * it was mounted in: the container's, or the host's with hostNetwork). Any other root (a host /sys
+ * mounted at /host/sys, a fixture tree) is compared once: the same device names with the same indexes
+ * as one rtnetlink dump. A fixture tree or another namespace's sysfs differs, and is then read from
+ * sysfs alone.
+ */
+export function sysfsMatchesNetns(sysfsRoot: string, live: LinkLookup = liveLinks()): Promise<boolean> {
+  if (sysfsRoot === '/sys') return Promise.resolve(true);
+  let p = netnsMatch.get(sysfsRoot);
+  if (!p) {
+    p = (async () => {
+      const key = (xs: ReadonlyArray<{ name: string; ifindex: number }>) => xs.map((x) => `${x.name}:${x.ifindex}`).sort().join(' ');
+      try {
+        return key(sysfsIds(under(sysfsRoot, 'class', 'net'))) === key(await live.links());
+      } catch {
+        return false; // no class/net, or no rtnetlink: sysfs alone (its own errors are reported there)
+      }
+    })();
+    netnsMatch.set(sysfsRoot, p);
+  }
+  return p;
+}
+
 /** The lookup listDevices uses for these options. */
-export function linkLookupFor(sysfsRoot: string, opts: SelectOptions = {}): LinkLookup | null {
-  return opts.links === undefined ? (sysfsRoot === '/sys' ? liveLinks() : null) : opts.links;
+export async function linkLookupFor(sysfsRoot: string, opts: SelectOptions = {}): Promise<LinkLookup | null> {
+  if (opts.links !== undefined) return opts.links;
+  return (await sysfsMatchesNetns(sysfsRoot)) ? liveLinks() : null;
 }
 
 interface CachedFacts {
@@ -216,30 +263,14 @@ async function gatherFacts(dir: string, name: string): Promise<{ facts: DeviceFa
  */
 export async function listDevices(sysfsRoot: string, opts: SelectOptions = {}): Promise<NetDevice[]> {
   const base = under(sysfsRoot, 'class', 'net');
-  const lookup = linkLookupFor(sysfsRoot, opts);
+  const lookup = await linkLookupFor(sysfsRoot, opts);
   let cache = factsCache.get(base);
   if (!cache) factsCache.set(base, (cache = new Map()));
   const c = cache;
 
-  let ids: Array<{ name: string; ifindex: number; link?: LinkRecord }>;
-  if (lookup) {
-    ids = (await lookup.links()).map((l) => ({ name: l.name, ifindex: l.ifindex, link: l })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  } else {
-    let names: string[];
-    try {
-      names = readdirSync(base).sort(); // kernfs readdir, no networking lock: synchronous
-    } catch (e) {
-      throw new Error(`listing network devices in ${base}: ${(e as Error).message}`);
-    }
-    ids = [];
-    for (const name of names) {
-      const uevent = readUeventSync(under(base, name, 'uevent'));
-      if (uevent === undefined) continue; // vanished between readdir and read, or not a device
-      const ifindex = intOrUndef(parseUevent(uevent).get('IFINDEX'));
-      if (ifindex === undefined) throw new Error(`${under(base, name, 'uevent')}: no IFINDEX line`);
-      ids.push({ name, ifindex });
-    }
-  }
+  const ids: Array<{ name: string; ifindex: number; link?: LinkRecord }> = lookup
+    ? (await lookup.links()).map((l) => ({ name: l.name, ifindex: l.ifindex, link: l })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    : sysfsIds(base);
 
   const rows = await Promise.all(
     ids.map(async (id) => {

@@ -1,7 +1,8 @@
 // Device classification and include/exclude selection (src/sources/devices.ts) on the host-mq tree.
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
-import { classifyDevice, isSelected, listDevices, parseUevent, selectDevices } from '../../../src/sources/devices';
+import { classifyDevice, isSelected, listDevices, parseUevent, selectDevices, sysfsMatchesNetns } from '../../../src/sources/devices';
 import { LiveLinks, parseLinkMessage } from '../../../src/sources/netlink/rtnl-link';
 import { deviceExcludeFlag, deviceIncludeFlag } from '../../../src/sources/devices';
 import { Config } from '../../../src/core/flags';
@@ -59,6 +60,27 @@ describe('device classification', () => {
     expect(isSelected({ name: 'lo', class: 'loopback' }, null, null)).toBe(false);
     expect(isSelected({ name: 'team0', class: 'team' }, null, null)).toBe(true);
     expect(parseUevent('DEVTYPE=vlan\nINTERFACE=a=b\nIFINDEX=8\n')).toEqual(new Map([['DEVTYPE', 'vlan'], ['INTERFACE', 'a=b'], ['IFINDEX', '8']]));
+  });
+
+  it('uses rtnetlink for a sysfs root other than /sys only when it shows this namespace (same names and indexes)', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fp-netns-'));
+    try {
+      fs.symlinkSync('/sys', path.join(tmp, 'host-sys')); // like a host /sys mounted at /host/sys with hostNetwork
+      expect(await sysfsMatchesNetns(path.join(tmp, 'host-sys'))).toBe(true);
+      const viaLink = await listDevices(path.join(tmp, 'host-sys'));
+      expect(viaLink.find((d) => d.name === 'lo')?.link?.stats).toBeDefined();
+      expect(await sysfsMatchesNetns(SYS)).toBe(false); // the fixture tree is not this namespace
+      expect((await listDevices(SYS)).every((d) => d.link === undefined)).toBe(true);
+      // the comparison itself, against injected dumps of the same tree
+      fs.cpSync(HOST_MQ, path.join(tmp, 'a'), { recursive: true, verbatimSymlinks: true });
+      fs.cpSync(HOST_MQ, path.join(tmp, 'b'), { recursive: true, verbatimSymlinks: true });
+      expect(await sysfsMatchesNetns(path.join(tmp, 'a/sys'), fakeLinks(path.join(tmp, 'a/sys')))).toBe(true);
+      const fewer = fakeLinks(path.join(tmp, 'b/sys'));
+      const partial = { links: async () => (await fewer.links()).filter((l) => l.name !== 'eth3') };
+      expect(await sysfsMatchesNetns(path.join(tmp, 'b/sys'), partial)).toBe(false);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   it('lists this namespace over rtnetlink: the same names as /sys/class/net, one dump for concurrent callers', async () => {
