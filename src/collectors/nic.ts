@@ -1,6 +1,6 @@
 // nic: the NIC side of "why can't this single TCP flow reach line rate?" (seed case, send step 6 and
-// receive step 1): link speed and state, every netdev counter, ring sizes, channels, offloads
-// (TSO/GSO/GRO/LRO/...), pause frames (peer backpressure), the standard IEEE/RMON stats, per-queue
+// receive step 1): link speed and state, every netdev counter, ring sizes, channels, interrupt
+// coalescing, offloads (TSO/GSO/GRO/LRO/...) and GSO/TSO size caps, pause frames (peer backpressure), the standard IEEE/RMON stats, per-queue
 // statistics and the driver's own drop/stall counters.
 //
 // Sources and failure policy, per device:
@@ -11,14 +11,14 @@
 //   sysfs /sys/class/net/DEV            always: speed, duplex, per-TX-queue timeouts and BQL (and, when
 //                                        --path.sysfs is not this namespace's /sys, everything the dump
 //                                        would give); a file that does not parse fails the whole collector
-//   ethtool genl RINGS/CHANNELS/FEATURES/PAUSE/STATS, netdev genl QSTATS, `ethtool -S`
+//   ethtool genl RINGS/CHANNELS/COALESCE/FEATURES/PAUSE/STATS, netdev genl QSTATS, `ethtool -S`
 //                                        optional per device: EOPNOTSUPP is remembered (the device is not
 //                                        asked again; no series), ENODEV = the device just vanished; any
 //                                        other error (EPERM, timeout, malformed reply) drops only that
 //                                        part for that device, logs once, and sets
 //                                        flowpath_nic_source_success{device,source} to 0. Never a guessed
 //                                        number.
-// Rings, channels and features are configuration: the live client reuses a successful reply for
+// Rings, channels, coalescing and features are configuration: the live client reuses a successful reply for
 // --collector.nic.config-ttl (10 s), like `ethtool -S` for --collector.nic.driver-stats-ttl.
 
 import { durationFlag, boolFlag, regexFlag, stringFlag } from '../core/flags';
@@ -27,7 +27,7 @@ import { Logger, StateLogger } from '../core/log';
 import { sysfsFlag } from '../core/paths';
 import { DEVICE_FLAGS, NetDevice, deviceExcludeFlag, deviceIncludeFlag, selectDevices } from '../sources/devices';
 import { DriverStatsResult, EthtoolStatsCli, splitQueue } from '../sources/ethtool-cli';
-import { EthtoolChannels, EthtoolClient, EthtoolFeatures, EthtoolPause, EthtoolRings, EthtoolStatGroup, StringSet } from '../sources/netlink/ethtool';
+import { EthtoolChannels, EthtoolClient, EthtoolCoalesce, EthtoolFeatures, EthtoolPause, EthtoolRings, EthtoolStatGroup, StringSet } from '../sources/netlink/ethtool';
 import { NetdevGenlClient, QSTATS_COUNTERS, QueueStats } from '../sources/netlink/netdev-genl';
 import { NetlinkError } from '../sources/netlink/socket';
 import { LINK_STATS64_FIELDS, LinkLookup, LinkRecord } from '../sources/netlink/rtnl-link';
@@ -69,7 +69,7 @@ export const nicDriverStatsTtlFlag = durationFlag(
 export const nicConfigTtlFlag = durationFlag(
   'collector.nic.config-ttl',
   10,
-  'How long a device\'s ethtool configuration (rings, channels, offload features over netlink) is reused before it is asked again; failures are not kept. Pause, standard and per-queue statistics are read every scrape. 0 = every scrape.',
+  'How long a device\'s ethtool configuration (rings, channels, interrupt coalescing, offload features over netlink) is reused before it is asked again; failures are not kept. Pause, standard and per-queue statistics are read every scrape. 0 = every scrape.',
 );
 export const nicDriverStatsTimeoutFlag = durationFlag('collector.nic.driver-stats-timeout', 2, 'Timeout of one `ethtool -S` run.', 0.05);
 
@@ -134,6 +134,17 @@ const rings = new MetricTable<EthtoolRings>(D, [
   ['flowpath_nic_rx_buf_len_bytes', 'gauge', 'RX buffer length (ethtool -g RX Buf Len), where the driver reports it.', (r) => r.rxBufLen],
 ]);
 
+// Interrupt coalescing: how long / how many packets the NIC waits before interrupting. On the receive
+// side of a single flow this trades interrupt rate (softirq CPU) against latency and ACK timing.
+const coalesce = new MetricTable<EthtoolCoalesce>(D, [
+  ['flowpath_nic_rx_coalesce_seconds', 'gauge', 'Time the NIC waits after a received packet before raising the RX interrupt (ethtool -c rx-usecs).', (c) => (c.rxUsecs === undefined ? undefined : c.rxUsecs / 1e6)],
+  ['flowpath_nic_rx_coalesce_frames', 'gauge', 'Packets received before the RX interrupt is raised (ethtool -c rx-frames).', (c) => c.rxFrames],
+  ['flowpath_nic_tx_coalesce_seconds', 'gauge', 'Time the NIC waits after a transmit completion before raising the TX interrupt (ethtool -c tx-usecs).', (c) => (c.txUsecs === undefined ? undefined : c.txUsecs / 1e6)],
+  ['flowpath_nic_tx_coalesce_frames', 'gauge', 'Transmit completions before the TX interrupt is raised (ethtool -c tx-frames).', (c) => c.txFrames],
+  ['flowpath_nic_rx_coalesce_adaptive', 'gauge', 'Adaptive RX coalescing (the driver tunes rx-usecs/rx-frames to the packet rate) on (1) or off (0).', (c) => c.adaptiveRx],
+  ['flowpath_nic_tx_coalesce_adaptive', 'gauge', 'Adaptive TX coalescing on (1) or off (0).', (c) => c.adaptiveTx],
+]);
+
 const channelsNow = gauge('flowpath_nic_channels', 'Channels (queues) in use by type: rx, tx, other, combined (ethtool -l current).', ['device', 'type']);
 const channelsMax = gauge('flowpath_nic_channels_max', 'Most channels of each type the driver allows (ethtool -l maximums).', ['device', 'type']);
 
@@ -170,7 +181,7 @@ const driverStat = counter(
   ['device', 'queue', 'stat'],
 );
 
-export const NIC_SOURCES = ['rings', 'channels', 'features', 'pause', 'stats', 'qstats', 'driver_stats'] as const;
+export const NIC_SOURCES = ['rings', 'channels', 'coalesce', 'features', 'pause', 'stats', 'qstats', 'driver_stats'] as const;
 export type NicSource = (typeof NIC_SOURCES)[number];
 const sourceOk = gauge(
   'flowpath_nic_source_success',
@@ -185,6 +196,7 @@ export const NIC_METRICS = [
   ...segCaps.descs,
   ...txQueue.descs,
   ...rings.descs,
+  ...coalesce.descs,
   channelsNow,
   channelsMax,
   featActive,
@@ -265,7 +277,7 @@ export function emitDriverStats(out: Emitter, dev: string, stats: ReadonlyArray<
 
 /** The optional per-device sources; injectable so tests can replay fixtures and simulate errors. */
 export interface NicDeps {
-  ethtool: Pick<EthtoolClient, 'rings' | 'channels' | 'features' | 'pause' | 'stats'> & { close?(): void };
+  ethtool: Pick<EthtoolClient, 'rings' | 'channels' | 'coalesce' | 'features' | 'pause' | 'stats'> & { close?(): void };
   netdev: Pick<NetdevGenlClient, 'qstats'> & { close?(): void };
   driverStats: Pick<EthtoolStatsCli, 'get' | 'retain'>;
   /** Where devices and their link records come from (default: see SelectOptions.links). */
@@ -353,6 +365,7 @@ export function createNicCollector(ctx: CollectorContext, deps?: Partial<NicDeps
     await Promise.all([
       optional(p('rings'), d, 'rings', 'ethtool', () => getEthtool().rings(d.ifindex, d.name), (r) => rings.emit(p('rings'), r, [d.name]), log),
       optional(p('channels'), d, 'channels', 'ethtool', () => getEthtool().channels(d.ifindex, d.name), (c) => emitChannels(p('channels'), d.name, c), log),
+      optional(p('coalesce'), d, 'coalesce', 'ethtool', () => getEthtool().coalesce(d.ifindex, d.name), (c) => coalesce.emit(p('coalesce'), c, [d.name]), log),
       features
         ? optional(p('features'), d, 'features', 'ethtool', () => getEthtool().features(d.ifindex, d.name), (f) => emitFeatures(p('features'), d.name, f, features), log)
         : undefined,
@@ -409,7 +422,7 @@ export function createNicCollector(ctx: CollectorContext, deps?: Partial<NicDeps
 export const nicCollector: CollectorDef = {
   name: 'nic',
   description:
-    'Per network device (selected by --collector.nic.device-include/-exclude): sysfs state and counters, ethtool rings, channels, offloads, pause and standard stats over netlink, per-queue stats (netdev genl) and drop/stall driver counters (ethtool -S).',
+    'Per network device (selected by --collector.nic.device-include/-exclude): state and counters (rtnetlink, sysfs), ethtool rings, channels, interrupt coalescing, offloads, pause and standard stats over netlink, per-queue stats (netdev genl) and drop/stall driver counters (ethtool -S).',
   defaultEnabled: true,
   metrics: NIC_METRICS,
   flags: [

@@ -41,6 +41,8 @@ export const ETHTOOL_MSG = {
   RINGS_GET_REPLY: 16,
   CHANNELS_GET: 17,
   CHANNELS_GET_REPLY: 18,
+  COALESCE_GET: 19,
+  COALESCE_GET_REPLY: 20,
   PAUSE_GET: 21,
   PAUSE_GET_REPLY: 22,
   STATS_GET: 32,
@@ -71,6 +73,19 @@ export interface EthtoolRings {
   tx?: number;
   rxBufLen?: number;
   cqeSize?: number;
+}
+
+/**
+ * Interrupt coalescing (ethtool -c). Absent = the driver does not support that parameter (the kernel
+ * only sends the attributes in the driver's supported_coalesce_params).
+ */
+export interface EthtoolCoalesce {
+  rxUsecs?: number;
+  rxFrames?: number;
+  txUsecs?: number;
+  txFrames?: number;
+  adaptiveRx?: boolean;
+  adaptiveTx?: boolean;
 }
 
 export interface EthtoolChannels {
@@ -159,6 +174,25 @@ export function decodeRings(buf: Buffer, start: number, end: number): EthtoolRin
     tx: u32(buf, a, 9, where),
     rxBufLen: u32(buf, a, 10, where),
     cqeSize: u32(buf, a, 12, where),
+  };
+}
+
+/**
+ * ETHTOOL_MSG_COALESCE_GET_REPLY (20). ETHTOOL_A_COALESCE_* follow struct ethtool_coalesce after the
+ * header: RX_USECS 2, RX_MAX_FRAMES 3, (RX_*_IRQ 4-5), TX_USECS 6, TX_MAX_FRAMES 7, (TX_*_IRQ 8-9,
+ * STATS_BLOCK_USECS 10), USE_ADAPTIVE_RX 11 and USE_ADAPTIVE_TX 12 (u8).
+ */
+export function decodeCoalesce(buf: Buffer, start: number, end: number): EthtoolCoalesce {
+  const where = 'ethtool COALESCE_GET_REPLY';
+  checkCmd(buf, start, ETHTOOL_MSG.COALESCE_GET_REPLY, where);
+  const a = attrsOf(buf, start, end, where);
+  return {
+    rxUsecs: u32(buf, a, 2, where),
+    rxFrames: u32(buf, a, 3, where),
+    txUsecs: u32(buf, a, 6, where),
+    txFrames: u32(buf, a, 7, where),
+    adaptiveRx: bool8(buf, a, 11, where),
+    adaptiveTx: bool8(buf, a, 12, where),
   };
 }
 
@@ -368,6 +402,9 @@ export function ringsRequest(ifindex: number): Buffer {
 export function channelsRequest(ifindex: number): Buffer {
   return genlBody(ETHTOOL_MSG.CHANNELS_GET, ETHTOOL_GENL_VERSION, header(1, ifindex, 0));
 }
+export function coalesceRequest(ifindex: number): Buffer {
+  return genlBody(ETHTOOL_MSG.COALESCE_GET, ETHTOOL_GENL_VERSION, header(1, ifindex, 0));
+}
 export function featuresRequest(ifindex: number): Buffer {
   return genlBody(ETHTOOL_MSG.FEATURES_GET, ETHTOOL_GENL_VERSION, header(1, ifindex, 0));
 }
@@ -399,7 +436,7 @@ export function strsetRequest(ids: readonly number[]): Buffer {
 
 export interface EthtoolClientOptions {
   /**
-   * How long a device's configuration replies (rings, channels, features) are reused, in ms; 0 = ask the
+   * How long a device's configuration replies (rings, channels, coalescing, features) are reused, in ms; 0 = ask the
    * kernel every time. Only successful replies are kept; pause and standard stats (counters) are never
    * cached.
    */
@@ -454,6 +491,9 @@ export class EthtoolClient {
   }
   channels(ifindex: number, dev = String(ifindex)): Promise<EthtoolChannels> {
     return this.cachedConfig('channels', ifindex, () => this.one(channelsRequest(ifindex), `CHANNELS_GET ${dev}`, decodeChannels));
+  }
+  coalesce(ifindex: number, dev = String(ifindex)): Promise<EthtoolCoalesce> {
+    return this.cachedConfig('coalesce', ifindex, () => this.one(coalesceRequest(ifindex), `COALESCE_GET ${dev}`, decodeCoalesce));
   }
   features(ifindex: number, dev = String(ifindex)): Promise<EthtoolFeatures> {
     return this.cachedConfig('features', ifindex, () => this.one(featuresRequest(ifindex), `FEATURES_GET ${dev}`, (b, s, e) => decodeFeatures(b, s, e)));

@@ -20,6 +20,10 @@ describe('ethtool genl decoders: captured virtio_net eth0 (Linux 6.18)', () => {
     expect(virtio.channels()).toEqual({ combinedMax: 1, combined: 1 });
   });
 
+  it('decodes COALESCE as `ethtool -c eth0` showed it (rx/tx-usecs 0, rx/tx-frames 1, adaptive RX off, TX n/a)', () => {
+    expect(virtio.coalesce()).toEqual({ rxUsecs: 0, rxFrames: 1, txUsecs: 0, txFrames: 1, adaptiveRx: false, adaptiveTx: undefined });
+  });
+
   it('decodes verbose FEATURES lists by presence and the HW set by VALUE flag', () => {
     const f = virtio.features();
     // ethtool -k eth0 on the capture machine: tcp-segmentation on, tx-checksum-ipv4 off [fixed], lro off [fixed], rx-checksumming on [fixed]
@@ -50,6 +54,7 @@ describe('ethtool genl decoders: built mlx5-like eth0', () => {
   it('decodes rings and channels, ignoring attributes it does not export', () => {
     expect(mlx5.rings()).toEqual({ rxMax: 8192, txMax: 8192, rx: 1024, tx: 1024, cqeSize: 0 });
     expect(mlx5.channels()).toEqual({ rxMax: 0, txMax: 0, otherMax: 0, combinedMax: 63, combined: 4 });
+    expect(mlx5.coalesce()).toEqual({ rxUsecs: 8, rxFrames: 128, txUsecs: 16, txFrames: 32, adaptiveRx: true, adaptiveTx: false });
   });
 
   it('reports "requested on" and "fixed" the way ethtool -k does', () => {

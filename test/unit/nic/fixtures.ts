@@ -5,12 +5,14 @@ import * as path from 'path';
 import { forEachMessage, NLMSG_DONE } from '../../../src/sources/netlink/attrs';
 import {
   EthtoolChannels,
+  EthtoolCoalesce,
   EthtoolFeatures,
   EthtoolPause,
   EthtoolRings,
   EthtoolStatGroup,
   StringSet,
   decodeChannels,
+  decodeCoalesce,
   decodeFeatures,
   decodePause,
   decodeRings,
@@ -80,6 +82,7 @@ export class FakeEthtool {
       Partial<{
         rings: Answer<EthtoolRings>;
         channels: Answer<EthtoolChannels>;
+        coalesce: Answer<EthtoolCoalesce>;
         features: Answer<EthtoolFeatures>;
         pause: Answer<EthtoolPause>;
         stats: Answer<Array<EthtoolStatGroup & { group: string; names: StringSet }>>;
@@ -98,6 +101,7 @@ export class FakeEthtool {
   }
   rings = (_i: number, dev = '') => this.answer<EthtoolRings>('rings', dev);
   channels = (_i: number, dev = '') => this.answer<EthtoolChannels>('channels', dev);
+  coalesce = (_i: number, dev = '') => this.answer<EthtoolCoalesce>('coalesce', dev);
   features = (_i: number, dev = '') => this.answer<EthtoolFeatures>('features', dev);
   pause = (_i: number, dev = '') => this.answer<EthtoolPause>('pause', dev);
   stats = (_i: number, dev = '') => this.answer<Array<EthtoolStatGroup & { group: string; names: StringSet }>>('stats', dev);
@@ -121,6 +125,7 @@ export class FakeNetdev {
 export const mlx5 = {
   rings: () => single('mlx5-eth0.rings.bin', decodeRings),
   channels: () => single('mlx5-eth0.channels.bin', decodeChannels),
+  coalesce: () => single('mlx5-eth0.coalesce.bin', decodeCoalesce),
   features: () => single('mlx5-eth0.features.bin', (b, s, e) => decodeFeatures(b, s, e)),
   pause: () => single('mlx5-eth0.pause.bin', decodePause),
   stats: () => statsWithNames('mlx5-eth0.stats.bin'),
@@ -132,6 +137,7 @@ export const mlx5 = {
 export const virtio = {
   rings: () => single('virtio-eth0.rings.bin', decodeRings),
   channels: () => single('virtio-eth0.channels.bin', decodeChannels),
+  coalesce: () => single('virtio-eth0.coalesce.bin', decodeCoalesce),
   features: () => single('virtio-eth0.features.bin', (b, s, e) => decodeFeatures(b, s, e)),
   stats: () => statsWithNames('virtio-eth0.stats.bin'),
   qstats: () => messages('virtio-eth0.qstats.bin').map((m) => decodeQstats(m.buf, m.start, m.end)),

@@ -34,8 +34,8 @@ const ok = (d: string): DriverStatsResult => ({ kind: 'ok', stats: parseEthtoolS
 function deps(over: Partial<NicDeps> = {}): NicDeps & { ethtool: FakeEthtool; netdev: FakeNetdev; driverStats: FakeDriverStats } {
   return {
     ethtool: new FakeEthtool({
-      eth0: { rings: mlx5.rings(), channels: mlx5.channels(), features: mlx5.features(), pause: mlx5.pause(), stats: mlx5.stats() },
-      eth2: { rings: virtio.rings(), channels: virtio.channels(), features: virtio.features(), stats: virtio.stats() },
+      eth0: { rings: mlx5.rings(), channels: mlx5.channels(), coalesce: mlx5.coalesce(), features: mlx5.features(), pause: mlx5.pause(), stats: mlx5.stats() },
+      eth2: { rings: virtio.rings(), channels: virtio.channels(), coalesce: virtio.coalesce(), features: virtio.features(), stats: virtio.stats() },
     }),
     netdev: new FakeNetdev({ eth0: { qstats: mlx5.qstats() }, eth2: { qstats: virtio.qstats() } }),
     driverStats: new FakeDriverStats({ eth0: ok('mlx5_core'), eth1: ok('ixgbe'), ens5: ok('ena'), eth2: ok('virtio_net') }),
@@ -81,6 +81,13 @@ describe('nic collector on host-mq', () => {
     expect(sample(text, 'flowpath_nic_rx_ring_max_entries{device="eth0"}')).toBe(8192);
     expect(sample(text, 'flowpath_nic_channels{device="eth0",type="combined"}')).toBe(4);
     expect(sample(text, 'flowpath_nic_channels_max{device="eth0",type="combined"}')).toBe(63);
+    expect(sample(text, 'flowpath_nic_rx_coalesce_seconds{device="eth0"}')).toBe(8e-6);
+    expect(sample(text, 'flowpath_nic_rx_coalesce_frames{device="eth0"}')).toBe(128);
+    expect(sample(text, 'flowpath_nic_tx_coalesce_seconds{device="eth0"}')).toBe(16e-6);
+    expect(sample(text, 'flowpath_nic_rx_coalesce_adaptive{device="eth0"}')).toBe(1);
+    expect(sample(text, 'flowpath_nic_tx_coalesce_adaptive{device="eth0"}')).toBe(0);
+    expect(sample(text, 'flowpath_nic_tx_coalesce_adaptive{device="eth2"}')).toBeUndefined(); // virtio: n/a
+    expect(sample(text, 'flowpath_nic_rx_coalesce_frames{device="eth2"}')).toBe(1);
     expect(sample(text, 'flowpath_nic_offload_active{device="eth0",feature="tx-tcp-segmentation"}')).toBe(0);
     expect(sample(text, 'flowpath_nic_offload_requested{device="eth0",feature="tx-tcp-segmentation"}')).toBe(1);
     expect(sample(text, 'flowpath_nic_offload_active{device="eth0",feature="rx-gro-hw"}')).toBe(1);
@@ -182,7 +189,7 @@ describe('nic collector on host-mq', () => {
     const c = collector(d);
     const text = await scrape(c);
     expect(text).not.toContain('flowpath_nic_rx_ring_entries');
-    expect(text).not.toMatch(/source="(rings|channels|features|pause|stats)"/);
+    expect(text).not.toMatch(/source="(rings|channels|coalesce|features|pause|stats)"/);
     expect(text).toContain('flowpath_nic_rx_missed_errors_total{device="eth0"} 42');
     const calls = d.ethtool.calls.length;
     await scrape(c);
