@@ -226,6 +226,12 @@ describe('nic collector on host-mq', () => {
     });
   });
 
+  it('a failed or malformed link dump fails the collector with the decoder\'s message (no partial devices)', async () => {
+    const { DecodeError } = await import('../../../src/sources/netlink/attrs');
+    const broken = { links: async () => Promise.reject(new DecodeError('rtnetlink RTM_NEWLINK', 52, 'IFLA_STATS64 has length 100, want a multiple of 8 of at least 184')) };
+    await expect(scrape(collector(deps({ links: broken })))).rejects.toThrow(/RTM_NEWLINK: IFLA_STATS64 has length 100/);
+  });
+
   it('honours the feature, queue-stats and driver-stats flags', async () => {
     const text = await scrape(
       collector(deps(), {
