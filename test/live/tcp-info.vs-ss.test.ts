@@ -75,11 +75,14 @@ afterAll(() => {
   sd?.close();
 });
 
+// Our sockets: one of the helper's listener ports at either end. TIME-WAIT sockets are left out on both
+// sides: Node and python listeners set SO_REUSEADDR, so bind(0) may pick a port that an earlier test's
+// connection still holds in TIME-WAIT, and such a socket (no tcp_info) would join the universe.
 function portsFilter(): { selector: string; ss: string[] } {
   const ports = flows.map((f) => f.server[1]);
   return {
-    selector: ports.map((p) => `port = ${p}`).join(' or '),
-    ss: ['(', ...ports.flatMap((p, i) => [...(i ? ['or'] : []), 'sport', '=', `:${p}`, 'or', 'dport', '=', `:${p}`]), ')'],
+    selector: `(${ports.map((p) => `port = ${p}`).join(' or ')}) and not state time-wait`,
+    ss: ['exclude', 'time-wait', '(', ...ports.flatMap((p, i) => [...(i ? ['or'] : []), 'sport', '=', `:${p}`, 'or', 'dport', '=', `:${p}`]), ')'],
   };
 }
 
