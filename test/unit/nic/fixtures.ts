@@ -1,6 +1,7 @@
 // Helpers for the nic/irq tests: read the binary netlink fixtures of test/fixtures/nic/genl and replay
 // them through the real decoders behind fake clients.
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { forEachMessage, NLMSG_DONE } from '../../../src/sources/netlink/attrs';
 import {
@@ -27,6 +28,17 @@ import type { LinkLookup, LinkRecord } from '../../../src/sources/netlink/rtnl-l
 export const NIC_FIXTURES = path.join(__dirname, '../../fixtures/nic');
 export const GENL = path.join(NIC_FIXTURES, 'genl');
 export const HOST_MQ = path.join(NIC_FIXTURES, 'host-mq');
+
+/** Run fn on a private copy of the host-mq tree (for tests that edit fixture files), removed after. */
+export async function withHostMqCopy<T>(fn: (root: string) => Promise<T>): Promise<T> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fp-host-mq-'));
+  try {
+    fs.cpSync(HOST_MQ, tmp, { recursive: true, verbatimSymlinks: true });
+    return await fn(tmp);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
 
 export interface Msg {
   type: number;

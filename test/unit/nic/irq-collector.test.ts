@@ -11,7 +11,7 @@ import { allFlags } from '../../../src/exporter';
 import { IRQ_METRICS, IrqDeps, actionMentions, createIrqCollector } from '../../../src/collectors/irq';
 import { NetlinkError } from '../../../src/sources/netlink/socket';
 import { promtoolAvailable, promtoolCheckMetrics } from '../../support/promtool';
-import { FakeNetdev, HOST_MQ, fakeLinks, mlx5 } from './fixtures';
+import { FakeNetdev, HOST_MQ, fakeLinks, mlx5, withHostMqCopy } from './fixtures';
 
 const ctx = { signal: new AbortController().signal, now: 0 };
 
@@ -101,9 +101,7 @@ describe('irq collector on host-mq', () => {
   });
 
   it('reuses RPS/XPS settings for --collector.irq.topology-ttl; interrupt counts are read every scrape', async () => {
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fp-irq-ttl-'));
-    try {
-      fs.cpSync(HOST_MQ, tmp, { recursive: true, verbatimSymlinks: true });
+    await withHostMqCopy(async (tmp) => {
       const rps = path.join(tmp, 'sys/devices/pci0000:3a/0000:3a:00.0/0000:3b:00.0/net/eth0/queues/rx-0/rps_cpus');
       expect(fs.existsSync(rps)).toBe(true);
       const cached = collector({}, {}, tmp);
@@ -117,9 +115,7 @@ describe('irq collector on host-mq', () => {
       expect(b).toContain('flowpath_rps_cpus{device="eth0",queue="0"} 2'); // TTL 0: read now
       const count = (t: string) => lines(t, 'flowpath_irq_interrupts_total').find((l) => l.includes('irq="99"'));
       expect(count(a)).toBe('flowpath_irq_interrupts_total{device="eth0",irq="99"} 124456'); // counts are never cached
-    } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
+    });
   });
 
   it('falls back to handler names when netdev genl fails, and never guesses a queue', async () => {
@@ -143,17 +139,13 @@ describe('irq collector on host-mq', () => {
   });
 
   it('fails the collector on a malformed affinity list or /proc/interrupts, naming the file', async () => {
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fp-irq-'));
-    try {
-      fs.cpSync(HOST_MQ, tmp, { recursive: true, verbatimSymlinks: true });
+    await withHostMqCopy(async (tmp) => {
       fs.writeFileSync(path.join(tmp, 'proc/irq/99/effective_affinity_list'), 'cpu0\n');
       await expect(scrape(collector({}, {}, tmp))).rejects.toThrow(/proc\/irq\/99\/effective_affinity_list: not a CPU list/);
       fs.writeFileSync(path.join(tmp, 'proc/irq/99/effective_affinity_list'), '0\n');
       fs.writeFileSync(path.join(tmp, 'proc/interrupts'), '   CPU0 CPU1 CPU2 CPU3\n 41:  1 2\n');
       await expect(scrape(collector({}, {}, tmp))).rejects.toThrow(/proc\/interrupts: line 2: IRQ 41 has 2 count columns, expected 4/);
-    } finally {
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
+    });
   });
 
   it('answers "which CPU handles each RX queue of eth0, and is RPS off?" in PromQL (promtool test rules on the fixture output)', async () => {
