@@ -176,7 +176,7 @@ export function sysfsMatchesNetns(sysfsRoot: string, live: LinkLookup = liveLink
 }
 
 /** The lookup listDevices uses for these options. */
-export async function linkLookupFor(sysfsRoot: string, opts: SelectOptions = {}): Promise<LinkLookup | null> {
+async function linkLookupFor(sysfsRoot: string, opts: SelectOptions = {}): Promise<LinkLookup | null> {
   if (opts.links !== undefined) return opts.links;
   return (await sysfsMatchesNetns(sysfsRoot)) ? liveLinks() : null;
 }
