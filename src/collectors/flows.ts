@@ -19,6 +19,7 @@ import { Config, FlagDef, UsageError, intFlag } from '../core/flags';
 import { Emitter, MetricTable, counter, gauge } from '../core/metrics';
 import { Logger, StateLogger } from '../core/log';
 import { procfsFlag } from '../core/paths';
+import { chooseWithHysteresis } from '../core/ranking';
 import { CollectorDef } from './registry';
 import { ALL_STATES, CompiledSelector, SelectorError, compileSelector, orSelectors } from '../sources/flowselect';
 import { DEFAULT_PORT_RANGE, ListeningPorts, PackedIdentity, PortRange, dumpListening, identify, identityLabels, readPortRange } from '../sources/flow-identity';
@@ -292,24 +293,13 @@ export class TopFlows {
   }
 }
 
-/** An exported flow keeps its place while it moves at least this share of what the N-th busiest moves. */
-export const KEEP_SHARE = 0.5;
-
 /**
- * The --flows.max flows to export: last scrape's exported flows (`incumbents`) stay while they move at
- * least KEEP_SHARE of the N-th busiest flow's bytes; free places go to the busiest newcomers (`newcomers`
- * holds the best `max` of them). Returned busiest first.
+ * The --flows.max flows to export: last scrape's exported flows (`incumbents`) and the best `max` of the
+ * others (`newcomers`), with hysteresis (src/core/ranking.ts). Returned busiest first.
  */
 export function chooseExported(incumbents: readonly Candidate[], newcomers: readonly Candidate[], max: number): Candidate[] {
-  const all = [...incumbents, ...newcomers].sort(byRank);
-  if (all.length <= max) return all;
-  const threshold = all[max - 1].delta * KEEP_SHARE;
-  const chosen = new Set(incumbents.filter((c) => c.delta >= threshold));
-  for (const c of all) {
-    if (chosen.size >= max) break;
-    chosen.add(c);
-  }
-  return [...chosen].sort(byRank);
+  const inc = new Set(incumbents);
+  return chooseWithHysteresis([...incumbents, ...newcomers].sort(byRank), (c) => c.delta, (c) => inc.has(c), max);
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -78,9 +78,15 @@ d('fleet scale in the veth lab (root)', () => {
     procs.push(server.proc);
   }, 120_000);
 
-  afterAll(async () => {
+  // Each test's exporters, flows and load generators end with it, also when an assertion fails.
+  afterEach(async () => {
     await stopExporters();
     await flow?.stop().catch(() => undefined);
+    flow = null;
+    for (const p of procs.splice(1)) p.kill('SIGKILL');
+  }, 60_000);
+
+  afterAll(async () => {
     for (const p of procs) p.kill('SIGKILL');
     await labDown();
   }, 120_000);
@@ -104,12 +110,18 @@ d('fleet scale in the veth lab (root)', () => {
     const k1 = new Set(s1.map((x) => x.key));
     const k2 = new Set(s2.map((x) => x.key));
     const changed = [...k1].filter((k) => !k2.has(k)).length + [...k2].filter((k) => !k1.has(k)).length;
-    console.log(`fleet: ${seen} flows, ${s1.length} / ${s2.length} series, ${changed} changed (${((100 * changed) / s1.length).toFixed(2)}%)`);
+    const byPrefix = new Map<string, number>();
+    for (const x of s1) {
+      const p = /^(flowpath_flows?_|flowpath_[a-z]+_|[a-z]+_)/.exec(x.name)![1];
+      byPrefix.set(p, (byPrefix.get(p) ?? 0) + 1);
+    }
+    console.log(
+      `fleet: ${seen} flows, ${s1.length} / ${s2.length} series, ${changed} changed (${((100 * changed) / s1.length).toFixed(2)}%); ` +
+        [...byPrefix].sort((x, y) => y[1] - x[1]).map(([p, n]) => `${p}* ${n}`).join(', '),
+    );
     expect(changed / s1.length).toBeLessThan(0.02);
     // Every flow is in its service's counters; none of them is left out.
     expect(find(s2, 'flowpath_flows_open', { role: 'client', service_port: String(SERVICE) })[0].value).toBe(FLOWS);
-    many.proc.kill('SIGTERM');
-    await stopExporters();
   }, 120_000);
 
   it('says which end is the server, on both ends: an iperf3 flow and a client bound to port 700', async () => {
@@ -136,10 +148,6 @@ d('fleet scale in the veth lab (root)', () => {
     // (peer_ip, service_port) across runs whatever the ephemeral port.
     const rtt = find(a, 'flowpath_flow_rtt_seconds', { peer_ip: B_IP, role: 'client', service_port: String(IPERF_PORT) });
     expect(rtt.length).toBe(sender.length);
-    await flow.stop();
-    flow = null;
-    low.proc.kill('SIGTERM');
-    await stopExporters();
   }, 120_000);
 
   it('per-service counters equal the sum of per-flow deltas, a flow closed between scrapes included', async () => {
@@ -185,8 +193,5 @@ d('fleet scale in the veth lab (root)', () => {
     // Bytes moved in both intervals: a real check, not 0 = 0.
     expect(svc(s2, 'flowpath_flows_acked_bytes_total')! - svc(s0, 'flowpath_flows_acked_bytes_total')!).toBeGreaterThan(100_000);
     expect(svc(s2, 'flowpath_flows_open')).toBe(4);
-    few.proc.kill('SIGTERM');
-    srv.proc.kill('SIGTERM');
-    await stopExporters();
   }, 120_000);
 });

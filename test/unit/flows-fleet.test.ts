@@ -1,7 +1,8 @@
 // The flows collector at fleet scale, on replayed sock_diag fixtures: the flow identity (role, service
 // port), the choice of exported flows with hysteresis, and the per-service counters over every flow.
 import { nullLogger } from '../../src/core/log';
-import { FlowsCollector, KEEP_SHARE, SERVICE_IDLE_MS, chooseExported } from '../../src/collectors/flows';
+import { FlowsCollector, SERVICE_IDLE_MS, chooseExported } from '../../src/collectors/flows';
+import { KEEP_SHARE } from '../../src/core/ranking';
 import { DEFAULT_PORT_RANGE, ListeningPorts, identify, identityLabels, parsePortRange } from '../../src/sources/flow-identity';
 import { SockView } from '../../src/sources/netlink/sockdiag';
 import { Replay, fakeAddrs, flowsOf, infoOff, infoPorts, payloads, scrape, setAcked, settings } from '../support/flows-replay';
