@@ -49,6 +49,8 @@ export interface FlowsBenchSize {
   metricsBytes: number;
   methods: Record<string, MethodStats>;
   ratios: Record<string, number>;
+  /** RSS of the every-collector exporter after its timed scrapes (informational; the diagnosis sampler included). */
+  rssAllCollectorsMb: number;
   /** Series in one /metrics body: the flows collector alone, and every default collector. */
   series: { flows: number; all: number };
   rss?: { scrapes: number; rssMb: number; hwmMb: number };
@@ -193,6 +195,7 @@ export async function benchFlows(log: Log, opts: FlowsBenchOptions = {}): Promis
         // Every default collector (informational), measured on its own afterwards: the diagnosis
         // collector samples in the background and would disturb the measurements above.
         const expAll = await startExporter([]);
+        let allRss = NaN;
         try {
           Object.assign(
             times,
@@ -207,6 +210,7 @@ export async function benchFlows(log: Log, opts: FlowsBenchOptions = {}): Promis
               warmup,
             ),
           );
+          allRss = rssMb(expAll.pid).rss;
         } finally {
           await expAll.stop();
         }
@@ -227,6 +231,7 @@ export async function benchFlows(log: Log, opts: FlowsBenchOptions = {}): Promis
           sockets,
           metricsBytes,
           series,
+          rssAllCollectorsMb: allRss,
           perSocket: { metricsUs: (methods.metrics.medianMs * 1000) / sockets },
           methods,
           ratios: {
@@ -262,7 +267,7 @@ export async function benchFlows(log: Log, opts: FlowsBenchOptions = {}): Promis
         log(
           `flows: ${n} connections: ss ${fmtMs(m('ss'))} ms, decode ${fmtMs(m('decode'))} ms, floor ${fmtMs(m('floor'))} ms, ` +
             `metrics ${fmtMs(m('metrics'))} ms (${size.perSocket.metricsUs.toFixed(2)} µs/socket), metrics-all ${fmtMs(m('metrics-all'))} ms, ` +
-            `series ${series.flows} (flows) / ${series.all} (all collectors)` +
+            `series ${series.flows} (flows) / ${series.all} (all collectors), all-collectors RSS ${allRss.toFixed(1)} MB` +
             (size.rss ? `, RSS after ${rssScrapes} scrapes ${size.rss.rssMb.toFixed(1)} MB` : '') +
             (size.perSocket.rssBytes !== undefined ? ` (+${size.perSocket.rssBytes.toFixed(0)} B/socket since the previous size)` : '') +
             (size.rssPlainNode ? ` (${size.rssPlainNode.rssMb.toFixed(1)} MB as plain node)` : ''),
