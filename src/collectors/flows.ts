@@ -307,6 +307,13 @@ export function chooseExported(incumbents: readonly Candidate[], newcomers: read
 // A Map rebuilt every scrape with 20k entries made V8 grow its heap by ~45 MB; two of these tables,
 // swapped and cleared each scrape, allocate nothing in steady state.
 
+/**
+ * Rows per slot at most. Linear probing stays short at 3/4 (~2.5 probes for a hit, ~8.5 for a miss, and
+ * misses are only new flows), and the tables are the exporter's largest allocation: two of them, 72
+ * bytes a row at 8 columns, ~19 MB at 100k flows instead of ~38 MB at 1/2.
+ */
+const MAX_LOAD = 0.75;
+
 export class CookieTable {
   private keys: Float64Array;
   /** Row i occupies vals[i * width, (i + 1) * width). */
@@ -319,7 +326,7 @@ export class CookieTable {
     capacity = 1024,
   ) {
     let cap = 16;
-    while (cap < capacity * 2) cap *= 2;
+    while (cap * MAX_LOAD < capacity) cap *= 2;
     this.keys = new Float64Array(cap);
     this.vals = new Float64Array(cap * width);
     this.mask = cap - 1;
@@ -351,7 +358,7 @@ export class CookieTable {
 
   /** The row of a cookie, added (zeroed) if missing. Rows move when the table grows: use at once. */
   insert(key: number, hash = CookieTable.hash(key)): number {
-    if ((this.size + 1) * 2 > this.keys.length) this.grow();
+    if (this.size + 1 > this.keys.length * MAX_LOAD) this.grow();
     const i = this.slot(key, hash);
     if (this.keys[i] !== key) {
       this.keys[i] = key;
