@@ -206,22 +206,31 @@ export class SockDiagFlowSource implements FlowSource {
   }
 
   async lookup(keys: readonly FlowKey[], t: number, wallMs: number): Promise<Array<FlowSample | null>> {
-    const bodies = keys.map((k) => {
+    const built = keys.map((k) => {
       const id = `${k.localIp}|${k.localPort}|${k.peerIp}|${k.peerPort}|${k.cookie ?? ''}`;
       let b = this.bodies.get(id);
       if (!b) {
-        b = buildExactRequest(sockKeyOf(k), EXT_FLOWS);
+        try {
+          b = buildExactRequest(sockKeyOf(k), EXT_FLOWS);
+        } catch {
+          return null; // no socket can have this key (not an address): gone, without failing the others
+        }
         this.bodies.set(id, b);
       }
       return b;
     });
+    const bodies = built.filter((b): b is NonNullable<typeof b> => b !== null);
     if (this.bodies.size > 4 * keys.length + 64) {
       // Forget request bodies of flows no longer sampled.
       const keep = new Set(keys.map((k) => `${k.localIp}|${k.localPort}|${k.peerIp}|${k.peerPort}|${k.cookie ?? ''}`));
       for (const id of [...this.bodies.keys()]) if (!keep.has(id)) this.bodies.delete(id);
     }
-    const views = await this.sd.lookupPrepared(bodies);
-    return views.map((v) => (v ? flowSampleFromView(v, t, wallMs) : null));
+    const views = bodies.length ? await this.sd.lookupPrepared(bodies) : [];
+    let i = 0;
+    return built.map((b) => {
+      const v = b === null ? null : views[i++];
+      return v ? flowSampleFromView(v, t, wallMs) : null;
+    });
   }
 
   close(): void {
