@@ -30,13 +30,13 @@ const escapeHtml = (s: string) =>
 export const SCRAPE_TIMEOUT_OFFSET_SECONDS = 0.5;
 
 /**
- * The deadline of one scrape: min(X-Prometheus-Scrape-Timeout-Seconds − offset, --scrape.timeout). A
- * header too small for the offset gets half of it; a missing or malformed header, the flag.
+ * The deadline of one scrape: min(X-Prometheus-Scrape-Timeout-Seconds − offset, --scrape.timeout),
+ * the offset being 0.5 s or a tenth of a short timeout; a missing or malformed header gives the flag.
  */
 export function scrapeDeadline(header: string | undefined, flagSeconds: number): number {
   const h = header === undefined || !/^\d+(\.\d+)?$/.test(header.trim()) ? NaN : Number(header);
   if (!(h > 0)) return flagSeconds;
-  return Math.min(flagSeconds, h > 2 * SCRAPE_TIMEOUT_OFFSET_SECONDS ? h - SCRAPE_TIMEOUT_OFFSET_SECONDS : h / 2);
+  return Math.min(flagSeconds, h - Math.min(SCRAPE_TIMEOUT_OFFSET_SECONDS, h / 10));
 }
 
 /** A bound on the requests of one kind in progress (0 = none). */
