@@ -8,7 +8,7 @@ import { createLogger } from './core/log';
 import { catalogueJson, renderCatalogue, sectionsFor } from './core/catalogue';
 import { ALL_COLLECTORS } from './collectors';
 import { Exporter, allFlags, exporterFamilies, listenFlag, logLevelFlag, webConfigFlag } from './exporter';
-import { Logger } from './core/log';
+import { installRejectionHandler } from './core/last-resort';
 import { WebConfig, WebConfigError, WebConfigHolder, basicAuthGuard, createHttpsServer, loadWebConfig } from './web-config';
 import { createApp, parseListenAddress } from './server';
 import { samplerFromRegistry } from './collectors/diagnosis';
@@ -70,19 +70,6 @@ Flags:
       --version              Show the version.
 ${formatFlagHelp(allFlags())}
 `;
-}
-
-/**
- * The last resort for a promise rejected where nothing handles it: logged, never fatal (Node 20 would
- * end the process). Every known path handles its own errors; this keeps an overlooked one from taking
- * the exporter down.
- */
-export function installRejectionHandler(log: Logger): () => void {
-  const onRejection = (reason: unknown) => {
-    log.error('unhandled promise rejection (a bug: please report it)', { err: reason instanceof Error ? (reason.stack ?? reason.message).split('\n').slice(0, 3).join(' | ') : String(reason) });
-  };
-  process.on('unhandledRejection', onRejection);
-  return () => process.off('unhandledRejection', onRejection);
 }
 
 async function serve(config: Config, web: WebConfig | undefined, io: CliIO): Promise<number> {
