@@ -89,7 +89,7 @@ export interface NlMessage {
 }
 
 /** The data messages (no DONE/ERROR) of a fixture file holding a stream of netlink messages. */
-export function nlMessages(rel: string, bytes = fs.readFileSync(path.join(FIXTURES, rel))): NlMessage[] {
+export function nlMessages(rel: string, bytes: Buffer = fs.readFileSync(path.join(FIXTURES, rel))): NlMessage[] {
   const out: NlMessage[] = [];
   forEachMessage(bytes, (m) => {
     if (m.type === NLMSG_DONE || m.type === NLMSG_ERROR) return;
@@ -242,19 +242,10 @@ export function attrTree(types: readonly number[], depth = 2): fc.Arbitrary<Attr
     fc.uint8Array({ maxLength: 64 }),
   ).map((x) => Buffer.from(x));
   const type = fc.oneof({ weight: 5, arbitrary: fc.constantFrom(...types) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 64 }) });
-  const { tree } = fc.letrec<{ tree: AttrNode[]; node: AttrNode }>((tie) => ({
-    tree: fc.array(tie('node'), { maxLength: 8 }),
-    node: fc.oneof(
-      { depthSize: 'small', withCrossShrink: true },
-      fc.record({ type, nested: fc.constant(false), payload }),
-      fc.record({ type, nested: fc.boolean(), children: tie('tree') }),
-    ),
-  }));
-  return tree.filter((t) => depthOf(t) <= depth + 1);
-}
-
-function depthOf(t: AttrNode[]): number {
-  return t.reduce((d, n) => Math.max(d, n.children ? 1 + depthOf(n.children) : 1), 0);
+  const leaf: fc.Arbitrary<AttrNode> = fc.record({ type, nested: fc.constant(false), payload });
+  const level = (d: number): fc.Arbitrary<AttrNode[]> =>
+    fc.array(d === 0 ? leaf : fc.oneof({ weight: 3, arbitrary: leaf }, { weight: 1, arbitrary: fc.record({ type, nested: fc.boolean(), children: level(d - 1) }) }), { maxLength: 8 });
+  return level(depth);
 }
 
 /** Serialise an attribute tree (4-byte aligned, as the kernel's nla_put). */
