@@ -1,6 +1,6 @@
 // Shared runner and arbitraries of the decoder fuzz suites (test/fuzz/*.fuzz.test.ts).
 //
-// Runs per property: FUZZ_RUNS (default 2000: the normal jest run, CI); `npm run fuzz` sets 100000.
+// Runs per property: FUZZ_RUNS (default 1000: the normal jest run, CI); `npm run fuzz` sets 100000.
 // FUZZ_SEED replays a reported failure (fast-check prints the seed and the shrunk counterexample).
 //
 // Inputs start from the captured/built fixtures under test/fixtures and are mutated (bit flips, byte
@@ -14,7 +14,7 @@ import { NLMSG_DONE, NLMSG_ERROR, forEachMessage } from '../../src/sources/netli
 
 export { fc };
 
-export const RUNS = Math.max(1, Number(process.env.FUZZ_RUNS ?? 2000));
+export const RUNS = Math.max(1, Number(process.env.FUZZ_RUNS ?? 1000));
 const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
 
 /** Jest timeout for one property: generous at the default run count, scaled for `npm run fuzz`. */
