@@ -78,6 +78,9 @@ interface Sample {
   rss: number;
   fds: number;
   ticks: number;
+  /** the exporter's own nodejs_heap_size_used_bytes and flowpath_diagnosis_sampled_flows */
+  heapUsed: number;
+  sampled: number;
   flowSeries: number;
   diagFlows: number;
   failedCollectors: string[];
@@ -165,6 +168,8 @@ async function main(): Promise<number> {
         rss: rssBytes(exporter.pid!),
         fds: fdCount(exporter.pid!),
         ticks,
+        heapUsed: series.find((s) => s.name === 'nodejs_heap_size_used_bytes')?.value ?? NaN,
+        sampled: series.find((s) => s.name === 'flowpath_diagnosis_sampled_flows')?.value ?? NaN,
         flowSeries: new Set([...flowKeys].map((k) => k.split('|')[2])).size,
         diagFlows: new Set([...diagKeys].map((k) => k.split('|')[2])).size,
         failedCollectors,
@@ -245,10 +250,10 @@ async function main(): Promise<number> {
       if (w.length < 2) continue;
       const tr = (w[w.length - 1].ticks - w[0].ticks) / (w[w.length - 1].start - w[0].start);
       rows.push(
-        `| ${Math.round(k * step)}-${Math.round((k + 1) * step)} s | ${(median(w.map((s) => s.rss)) / 1e6).toFixed(1)} | ${(Math.max(...w.map((s) => s.rss)) / 1e6).toFixed(1)} | ${median(w.map((s) => s.fds))} | ${Math.min(...w.map((s) => s.fds))}..${Math.max(...w.map((s) => s.fds))} | ${tr.toFixed(1)} | ${median(w.map((s) => s.flowSeries))} | ${median(w.map((s) => s.diagFlows))} |`,
+        `| ${Math.round(k * step)}-${Math.round((k + 1) * step)} s | ${(median(w.map((s) => s.rss)) / 1e6).toFixed(1)} | ${(Math.max(...w.map((s) => s.rss)) / 1e6).toFixed(1)} | ${median(w.map((s) => s.fds))} | ${Math.min(...w.map((s) => s.fds))}..${Math.max(...w.map((s) => s.fds))} | ${tr.toFixed(1)} | ${(Math.min(...w.map((s) => s.heapUsed)) / 1e6).toFixed(1)} | ${median(w.map((s) => s.flowSeries))} | ${median(w.map((s) => s.sampled))} | ${Math.max(...w.map((s) => s.diagFlows))} |`,
       );
     }
-    const table = ['| window | RSS median MB | RSS max MB | fds median | fds range | ticks/s | flows exported | diagnosis flows |', '|---|---|---|---|---|---|---|---|', ...rows].join('\n');
+    const table = ['| window | RSS median MB | RSS max MB | fds median | fds range | ticks/s | heap used min MB | flows exported | flows sampled | diagnosis flows (max) |', '|---|---|---|---|---|---|---|---|---|---|', ...rows].join('\n');
     const report = {
       duration,
       rate: Number(rate),
@@ -261,7 +266,7 @@ async function main(): Promise<number> {
       failedCollectors: Object.fromEntries(failedNames),
       failures,
       table,
-      samples: samples.map(({ t, rss, fds, ticks, flowSeries, diagFlows }) => ({ t, rss, fds, ticks, flowSeries, diagFlows })),
+      samples: samples.map(({ t, rss, fds, ticks, heapUsed, sampled, flowSeries, diagFlows }) => ({ t, rss, fds, ticks, heapUsed, sampled, flowSeries, diagFlows })),
     };
     fs.writeFileSync(reportFile, JSON.stringify(report, null, 1));
     process.stdout.write(`${table}\n\nflows opened ${status.opened}, closed ${status.closed}, failed ${status.failed}; ${samples.length} scrapes; ` +
