@@ -15,21 +15,11 @@ import * as os from 'os';
 import * as path from 'path';
 import * as readline from 'readline';
 import { ALL_COLLECTORS } from '../../src/collectors';
-import { Answer, FakeVswitchd } from '../support/fake-vswitchd';
+import { FakeVswitchd, OVS31 } from '../support/fake-vswitchd';
 import { canCreateNetns } from '../support/qdisc-topology';
 
 const REPO = path.join(__dirname, '../..');
 const NS = `fpfault-${process.pid}`;
-const fx = (name: string) => fs.readFileSync(path.join(REPO, 'test/fixtures/ovs', name), 'utf8');
-const OVS31: Record<string, Answer> = {
-  version: 'ovs-vswitchd (Open vSwitch) 3.1.0\n',
-  'dpctl/show': (p) => (p[0] === '-s' ? fx('dpctl-show-s.netdev-3.1.txt') : { error: 'want -s\n' }),
-  'dpif/show': fx('dpif-show.netdev-3.1.txt'),
-  'upcall/show': fx('upcall-show.netdev-3.1.txt'),
-  'dpif-netdev/pmd-stats-show': fx('pmd-stats-show.main-thread-3.1.txt'),
-  'coverage/show': fx('coverage-show-3.1.txt'),
-  'coverage/read-counter': (p) => (/^(datapath_drop_|drop_action_)/.test(p[0]) ? { error: 'No such counter\n' } : '0\n'),
-};
 
 function sh(cmd: string, args: string[]): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
