@@ -52,7 +52,12 @@ export class FlowReader {
     });
   }
 
-  /** Exact lookups of these flows, in one batch; null where the socket is gone. */
+  /**
+   * Exact lookups of these flows, in one batch; null where the socket is gone. A closed socket is gone
+   * even though the kernel still answers for it: its exact lookup finds the TIME-WAIT socket (same
+   * 4-tuple and cookie, no tcp_info) until the TIME-WAIT timer ends, 60 s later; kept, it would be
+   * sampled for that minute and its series kept that much longer than the documented grace period.
+   */
   async lookup(keys: readonly FlowId[]): Promise<Array<SockView | null>> {
     const id = (k: FlowId) => `${k.localIp}|${k.localPort}|${k.peerIp}|${k.peerPort}|${k.cookie ?? ''}`;
     const bodies = keys.map((k) => {
@@ -68,7 +73,8 @@ export class FlowReader {
       const keep = new Set(keys.map(id));
       for (const k of [...this.bodies.keys()]) if (!keep.has(k)) this.bodies.delete(k);
     }
-    return this.sd.lookupPrepared(bodies);
+    const views = await this.sd.lookupPrepared(bodies);
+    return views.map((v) => (v !== null && v.hasInfo ? v : null));
   }
 
   close(): void {
