@@ -1,0 +1,170 @@
+// Inside the test guest: the diagnosis accuracy matrix for conditions this machine's kernel cannot make
+// (no netem, no sch_fq), on the seed's datapath (kernel OVS, addresses on br-int). The wire between the
+// nodes runs through a third namespace, "the network", whose qdiscs neither node can see:
+//   A br-int -> OVS -> eth1 =veth= [to-a  net ns (Linux bridge)  to-b] =veth= eth1 -> OVS -> br-int B
+// netem on to-b delays/drops/reorders data (A -> B), on to-a it delays the ACKs (B -> A), which gives a
+// real round-trip time without queueing A's own packets (a queue of A's skbs would hold its socket
+// memory and look like TCP small queues). For each condition `flowpath diagnose --peer` runs in node A
+// during an iperf3 flow and must name the expected hop and limit. docs/diagnosis.md keeps the measured
+// table (printed by test/vm/guest.test.ts from the results share).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { CLI, Exporter, SeedTopology, nsSh, record, sh, shAsync, sleep } from './support';
+
+interface Finding {
+  rule: string;
+  hop: string;
+  status: string;
+  limit?: string;
+  evidence: Record<string, unknown>;
+}
+interface Out {
+  peer_error: string | null;
+  top: Finding | null;
+  findings: Finding[];
+  sender: { flow?: { reasons: Record<string, number>; seconds: number; goodputBps?: number; medianRttUs?: number; minRttUs?: number; retransSegs?: number; dsackDups?: number } } | null;
+  receiver: { nodeSummary?: unknown } | null;
+}
+
+interface Case {
+  name: string;
+  /** What is set up, in words (docs/diagnosis.md). */
+  how: string;
+  setup: (t: SeedTopology) => void;
+  iperf?: string[];
+  check: (o: Out) => void;
+  expected: string;
+}
+
+const topOf = (o: Out) => (o.top ? `${o.top.hop} / ${o.top.limit ?? o.top.rule}` : '(none limiting)');
+
+const CASES: Case[] = [
+  {
+    name: 'reorder',
+    how: 'netem on the network, A->B: delay 1ms reorder 25% 50% (a quarter of the segments overtake the rest)',
+    setup: (t) => sh('ip', ['netns', 'exec', t.netNs, 'tc', 'qdisc', 'replace', 'dev', 'to-b', 'root', 'netem', 'delay', '1ms', 'reorder', '25%', '50%']),
+    expected: 'tcp-tx spurious-retransmits (suspect, reordering); not link / loss',
+    check: (o) => {
+      const sp = o.findings.find((f) => f.rule === 'spurious-retransmits');
+      assert.ok(sp && sp.status === 'suspect' && sp.limit === 'reordering', `spurious-retransmits finding: ${JSON.stringify(sp)}`);
+      assert.notEqual(topOf(o), 'link / loss');
+    },
+  },
+  {
+    name: 'loss',
+    how: 'netem on the network, A->B: loss random 1%',
+    setup: (t) => sh('ip', ['netns', 'exec', t.netNs, 'tc', 'qdisc', 'replace', 'dev', 'to-b', 'root', 'netem', 'loss', 'random', '1%']),
+    expected: 'link / loss',
+    check: (o) => assert.equal(topOf(o), 'link / loss'),
+  },
+  {
+    name: 'delay-rwnd',
+    how: 'netem on the network, B->A (ACKs): delay 20ms; node B: net.ipv4.tcp_rmem="4096 131072 262144"',
+    setup: (t) => {
+      sh('ip', ['netns', 'exec', t.netNs, 'tc', 'qdisc', 'replace', 'dev', 'to-a', 'root', 'netem', 'delay', '20ms']);
+      nsSh(t.b.ns, 'sysctl', ['-q', '-w', 'net.ipv4.tcp_rmem=4096 131072 262144']);
+    },
+    expected: 'socket-rx / rwnd',
+    check: (o) => assert.equal(topOf(o), 'socket-rx / rwnd'),
+  },
+  {
+    name: 'delay-sndbuf',
+    how: 'netem on the network, B->A (ACKs): delay 20ms; node A: net.ipv4.tcp_wmem="4096 131072 262144"',
+    setup: (t) => {
+      sh('ip', ['netns', 'exec', t.netNs, 'tc', 'qdisc', 'replace', 'dev', 'to-a', 'root', 'netem', 'delay', '20ms']);
+      nsSh(t.a.ns, 'sysctl', ['-q', '-w', 'net.ipv4.tcp_wmem=4096 131072 262144']);
+    },
+    expected: 'socket-tx / sndbuf',
+    check: (o) => assert.equal(topOf(o), 'socket-tx / sndbuf'),
+  },
+  {
+    name: 'fq-pacing',
+    how: 'fq on A\'s uplink eth1 (after the OVS datapath); iperf3 --fq-rate 50M (SO_MAX_PACING_RATE)',
+    setup: (t) => nsSh(t.a.ns, 'tc', ['qdisc', 'replace', 'dev', 'eth1', 'root', 'fq']),
+    iperf: ['--fq-rate', '50M'],
+    expected: 'tcp-tx / pacing_capped; fq on the path throttled',
+    check: (o) => assert.equal(topOf(o), 'tcp-tx / pacing_capped'),
+  },
+];
+
+function restore(t: SeedTopology): void {
+  for (const dev of ['to-a', 'to-b']) {
+    try {
+      sh('ip', ['netns', 'exec', t.netNs, 'tc', 'qdisc', 'del', 'dev', dev, 'root']);
+    } catch {
+      /* none */
+    }
+  }
+  try {
+    nsSh(t.a.ns, 'tc', ['qdisc', 'del', 'dev', 'eth1', 'root']);
+  } catch {
+    /* none */
+  }
+  nsSh(t.a.ns, 'sysctl', ['-q', '-w', 'net.ipv4.tcp_wmem=4096 16384 4194304']);
+  nsSh(t.b.ns, 'sysctl', ['-q', '-w', 'net.ipv4.tcp_rmem=4096 131072 6291456']);
+}
+
+const fmtShares = (f: { reasons: Record<string, number>; seconds: number } | undefined) =>
+  f
+    ? Object.entries(f.reasons)
+        .filter(([, v]) => v / f.seconds >= 0.05)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k} ${Math.round((100 * v) / f.seconds)}%`)
+        .join(', ')
+    : '';
+
+describe('diagnosis on the kernel OVS datapath with netem and fq (seed topology, wire through a network namespace)', () => {
+  const topo = new SeedTopology('dx', 'network');
+  let eb: Exporter;
+
+  before(async () => {
+    await topo.up();
+    eb = await topo.startExporter(topo.b, ['--diagnosis.top=0', '--scrape.timeout=120s']);
+  });
+
+  after(async () => {
+    await eb?.stop();
+    await topo.stop();
+  });
+
+  for (const c of CASES) {
+    it(`${c.name}: ${c.expected}`, async () => {
+      restore(topo);
+      c.setup(topo);
+      const flow = await topo.iperf(['-C', 'cubic', ...(c.iperf ?? [])], { seconds: 12 });
+      let out: { stdout: string; stderr: string; code: number };
+      try {
+        await sleep(2000);
+        out = await shAsync(
+          'ip',
+          ['netns', 'exec', topo.a.ns, process.execPath, CLI, 'diagnose', '--flow', `dport = 5201 and dst ${topo.b.ip}`, '--duration', '5s', '--json', '--peer', `http://${topo.b.ip}:9632`, `--ovs.rundir=${topo.a.ovsDir}`],
+          240000,
+        );
+      } finally {
+        await flow.done.catch(() => undefined);
+        restore(topo);
+      }
+      assert.equal(out.code, 0, `diagnose failed:\n${out.stderr}\n${out.stdout}`);
+      const o = JSON.parse(out.stdout) as Out;
+      const f = o.sender?.flow;
+      const row = {
+        case: c.name,
+        how: c.how,
+        expected: c.expected,
+        top: topOf(o),
+        limiting: o.findings.filter((x) => x.status === 'limiting').map((x) => `${x.hop}:${x.rule}`),
+        suspect: o.findings.filter((x) => x.status === 'suspect').map((x) => `${x.hop}:${x.rule}`),
+        held_by: fmtShares(f),
+        goodput_mbps: f?.goodputBps ? Math.round((f.goodputBps * 8) / 1e6) : null,
+        srtt_ms: f?.medianRttUs ? +(f.medianRttUs / 1000).toFixed(1) : null,
+        min_rtt_ms: f?.minRttUs ? +(f.minRttUs / 1000).toFixed(2) : null,
+        retrans: f?.retransSegs ?? null,
+        dsack: f?.dsackDups ?? null,
+      };
+      record('diagnosis.jsonl', row);
+      assert.equal(o.peer_error, null);
+      assert.ok(o.receiver?.nodeSummary, 'the receiver evidence came through --peer');
+      c.check(o);
+    });
+  }
+});
