@@ -127,7 +127,9 @@ describe('kernel OVS datapath: the seed topology (br-int internal ports, veth wi
   const topo = new SeedTopology('ovsk', 'direct');
   let ea: Exporter;
   let eb: Exporter;
-  const flags = ['--flows.watch=port = 5201', '--ovs.refresh-interval=250ms', '--ovs.timeout=20s', '--scrape.timeout=120s'];
+  // No diagnosis sampling in the exporters (diagnose samples on its own; the peer pins on request): TCG
+  // CPU is scarce.
+  const flags = ['--flows.watch=port = 5201', '--ovs.refresh-interval=250ms', '--ovs.timeout=20s', '--scrape.timeout=120s', '--diagnosis.top=0'];
 
   before(async () => {
     await topo.up();
@@ -153,7 +155,8 @@ describe('kernel OVS datapath: the seed topology (br-int internal ports, veth wi
   it('genetlink datapath and vport counters agree with ovs-dpctl and ovs-appctl dpctl/show -s, during a flow and idle; br-int is the flow device', async () => {
     const dpctl = () => topo.dpctl(topo.a, 'show', '-s');
     const appctl = () => topo.appctl(topo.a, 'dpctl/show', '-s');
-    const flow = await topo.iperf([], { seconds: 8 });
+    // Long enough for two brackets of slow (emulated) scrapes while it runs.
+    const flow = await topo.iperf([], { seconds: 25 });
     let during = 0;
     let flowText = '';
     try {
