@@ -131,17 +131,17 @@ describe('diagnosis on the kernel OVS datapath with netem and fq (seed topology,
     it(`${c.name}: ${c.expected}`, async () => {
       restore(topo);
       c.setup(topo);
-      const flow = await topo.iperf(['-C', 'cubic', ...(c.iperf ?? [])], { seconds: 12 });
+      const flow = await topo.iperf(['-C', 'cubic', ...(c.iperf ?? [])]);
       let out: { stdout: string; stderr: string; code: number };
       try {
-        await sleep(2000);
+        await sleep(1500);
         out = await shAsync(
           'ip',
           ['netns', 'exec', topo.a.ns, process.execPath, CLI, 'diagnose', '--flow', `dport = 5201 and dst ${topo.b.ip}`, '--duration', '5s', '--json', '--peer', `http://${topo.b.ip}:9632`, `--ovs.rundir=${topo.a.ovsDir}`],
           240000,
         );
       } finally {
-        await flow.done.catch(() => undefined);
+        await flow.stop();
         restore(topo);
       }
       assert.equal(out.code, 0, `diagnose failed:\n${out.stderr}\n${out.stdout}`);

@@ -40,6 +40,7 @@ interface TcFq {
   backlogPkts: number;
   opts: Record<string, string>;
   x: Record<string, number>;
+  raw: string;
 }
 
 /** `tc -s -d qdisc show dev DEV`: the fq qdiscs, parsed with this test's own regexes. */
@@ -59,12 +60,15 @@ function tcFq(dev: string): TcFq[] {
     x.flows = +f[1];
     x.inactive = +f[2];
     x.throttledFlows = +f[3];
-    const line = /\n\s+gc (\d+)[^\n]*/.exec(block)![0];
+    // Everything after the "flows N (inactive N throttled N)" line: gc, highprio, throttled, then the rare
+    // counters, which tc prints only when they are not 0 (and may wrap onto further lines).
+    const line = block.slice(block.indexOf('\n', f.index) + 1).replace(/\s+/g, ' ');
+    if (!/^ ?gc \d+/.test(line)) throw new Error(`no fq gc line in:\n${block}`);
     for (const k of ['gc', 'highprio', 'throttled', 'ce_mark', 'flows_plimit', 'pkts_too_long', 'alloc_errors', 'horizon_drops', 'horizon_caps']) {
       const m = new RegExp(` ${k} (\\d+)`).exec(line);
       x[k] = m ? +m[1] : 0; // tc prints the rare counters only when they are not 0
     }
-    out.push({ handle: h[1], parent: h[3] ?? 'root', sentBytes: +h[5], sentPkts: +h[6], dropped: +h[7], overlimits: +h[8], requeues: +h[9], backlogBytes: +h[10], backlogPkts: +h[11], opts, x });
+    out.push({ handle: h[1], parent: h[3] ?? 'root', sentBytes: +h[5], sentPkts: +h[6], dropped: +h[7], overlimits: +h[8], requeues: +h[9], backlogBytes: +h[10], backlogPkts: +h[11], opts, x, raw: block });
   }
   return out;
 }
@@ -117,7 +121,7 @@ function compareFq(s: Series, dev: string, q: TcFq): number {
     ['horizon_drop', q.opts.horizon_mode === 'drop' ? 1 : 0, one(s, 'flowpath_qdisc_fq_horizon_drop', L)],
     ['rate_enable', q.opts.pacing === 'on' ? 1 : 0, one(s, 'flowpath_qdisc_fq_rate_enable', L)],
   ];
-  for (const [what, tc, exp] of pairs) assert.equal(exp, tc, `${dev} ${q.handle} ${what}: exporter ${exp}, tc ${tc}`);
+  for (const [what, tc, exp] of pairs) assert.equal(exp, tc, `${dev} ${q.handle} ${what}: exporter ${exp}, tc ${tc}; tc -s -d:\n${q.raw}`);
   return pairs.length;
 }
 

@@ -8,6 +8,7 @@
 // holds netem) is built by SeedTopology. Addresses are documentation ranges only.
 import { ChildProcess, execFile, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
+import * as http from 'http';
 import * as path from 'path';
 
 export const REPO = path.resolve(__dirname, '..', '..', '..', '..');
@@ -55,6 +56,21 @@ export async function waitUptime(seconds: number): Promise<void> {
     if (up >= seconds) return;
     await sleep((seconds - up) * 1000 + 50);
   }
+}
+
+/** GET over a fresh connection (no keep-alive: a reused socket the server is closing fails the request). */
+export function httpGet(url: string, timeoutMs = 180000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent: false, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${url}: no answer in ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
 }
 
 async function waitFor(what: string, timeoutMs: number, pred: () => boolean | Promise<boolean>): Promise<void> {
@@ -181,7 +197,7 @@ export class SeedTopology {
       sh('ip', ['-n', n.ns, 'addr', 'add', `${n.ip}/24`, 'dev', BRIDGE]);
       sh('ip', ['-n', n.ns, 'link', 'set', BRIDGE, 'up']);
     }
-    await waitFor('a ping from A to B through both kernel datapaths', 30000, () => {
+    await waitFor('a ping from A to B through both kernel datapaths', 60000, () => {
       nsSh(this.a.ns, 'ping', ['-c', '1', '-W', '1', this.b.ip]);
       return true;
     });
@@ -214,13 +230,17 @@ export class SeedTopology {
     c.stdout?.setEncoding('utf8').on('data', (s: string) => (log += s));
     c.stderr?.setEncoding('utf8').on('data', (s: string) => (log += s));
     const url = `http://${n.mgmtIp}:9632`;
-    await waitFor(`flowpath in ${n.ns}`, 60000, async () => c.exitCode !== null || (await fetch(`${url}/healthz`)).ok).catch((e) => {
+    await waitFor(`flowpath in ${n.ns}`, 240000, async () => c.exitCode !== null || (await httpGet(`${url}/healthz`, 5000)).status === 200).catch((e) => {
       throw new Error(`${(e as Error).message}\nflowpath log:\n${log}`);
     });
     if (c.exitCode !== null) throw new Error(`flowpath in ${n.ns} exited with ${c.exitCode}:\n${log}`);
     return {
       url,
-      scrape: async () => (await (await fetch(`${url}/metrics`)).text()),
+      scrape: async () => {
+        const r = await httpGet(`${url}/metrics`);
+        if (r.status !== 200) throw new Error(`GET ${url}/metrics: ${r.status} ${r.body.slice(0, 300)}`);
+        return r.body;
+      },
       log: () => log,
       stop: async () => {
         if (c.exitCode === null) c.kill('SIGTERM');
@@ -229,27 +249,31 @@ export class SeedTopology {
     };
   }
 
-  /** iperf3 server in B (one test), client in A; resolves with iperf3's JSON when the client ends. */
-  async iperf(args: readonly string[], opts: { port?: number; seconds: number; serverArgs?: readonly string[] }): Promise<{ done: Promise<IperfResult>; pid: number }> {
+  /**
+   * An iperf3 flow from A to B that runs until stop() (node processes start slowly under emulation, so a
+   * flow of fixed length could end before the tool that measures it has started). started resolves once
+   * the client has connected (iperf3 prints its first interval).
+   */
+  async iperf(args: readonly string[], opts: { port?: number } = {}): Promise<{ stop: () => Promise<void> }> {
     const port = String(opts.port ?? 5201);
-    const srv = this.spawnIn(this.b.ns, 'iperf3', ['-s', '-1', '-B', this.b.ip, '-p', port, ...(opts.serverArgs ?? [])]);
-    await waitFor('iperf3 -s to listen', 20000, () => nsSh(this.b.ns, 'ss', ['-Htln', `sport = :${port}`]).includes(port));
-    const cli = this.spawnIn(this.a.ns, 'iperf3', ['-c', this.b.ip, '-B', this.a.ip, '-p', port, '-t', String(opts.seconds), '-J', ...args]);
+    const srv = this.spawnIn(this.b.ns, 'iperf3', ['-s', '-1', '-B', this.b.ip, '-p', port]);
+    await waitFor('iperf3 -s to listen', 30000, () => nsSh(this.b.ns, 'ss', ['-Htln', `sport = :${port}`]).includes(port));
+    const cli = this.spawnIn(this.a.ns, 'iperf3', ['-c', this.b.ip, '-B', this.a.ip, '-p', port, '-t', '600', '-i', '1', '--forceflush', ...args]);
     let out = '';
     cli.stdout?.setEncoding('utf8').on('data', (s: string) => (out += s));
-    const done = new Promise<IperfResult>((resolve, reject) => {
-      cli.on('exit', (code) => {
-        if (srv.exitCode === null) srv.kill('SIGKILL');
-        try {
-          const j = JSON.parse(out) as IperfJson;
-          if (code !== 0 || j.error) reject(new Error(`iperf3 exited ${code}: ${j.error ?? out.slice(0, 500)}`));
-          else resolve({ sentBytes: j.end.sum_sent.bytes, bitsPerSecond: j.end.sum_sent.bits_per_second, retransmits: j.end.sum_sent.retransmits ?? 0 });
-        } catch (e) {
-          reject(new Error(`iperf3 exited ${code}, output not JSON: ${out.slice(0, 500)}`));
-        }
-      });
-    });
-    return { done, pid: cli.pid ?? -1 };
+    cli.stderr?.setEncoding('utf8').on('data', (s: string) => (out += s));
+    const started = () => /sec\s+[\d.]+ [KMG]?Bytes/.test(out);
+    await waitFor('iperf3 -c to report its first second', 120000, () => cli.exitCode !== null || started()).catch(() => undefined);
+    if (!started()) {
+      for (const c of [cli, srv]) if (c.exitCode === null) c.kill('SIGKILL');
+      throw new Error(`iperf3 -c did not start a flow (exit ${cli.exitCode}): ${out}`);
+    }
+    return {
+      stop: async () => {
+        for (const c of [cli, srv]) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+        await waitFor('iperf3 to exit', 10000, () => (cli.exitCode !== null || cli.signalCode !== null) && (srv.exitCode !== null || srv.signalCode !== null));
+      },
+    };
   }
 
   async stop(): Promise<void> {
@@ -290,16 +314,6 @@ export interface Exporter {
   stop(): Promise<void>;
 }
 
-interface IperfJson {
-  error?: string;
-  end: { sum_sent: { bytes: number; bits_per_second: number; retransmits?: number } };
-}
-export interface IperfResult {
-  sentBytes: number;
-  bitsPerSecond: number;
-  retransmits: number;
-}
-
 export type Series = Map<string, number>;
 
 /** Exposition text -> "name{labels}" -> value. */
@@ -308,7 +322,8 @@ export function parseExposition(text: string): Series {
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue;
     const sp = line.lastIndexOf(' ');
-    m.set(line.slice(0, sp), Number(line.slice(sp + 1)));
+    const v = line.slice(sp + 1);
+    m.set(line.slice(0, sp), v === '+Inf' ? Infinity : v === '-Inf' ? -Infinity : Number(v));
   }
   return m;
 }
