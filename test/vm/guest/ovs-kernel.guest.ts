@@ -8,7 +8,7 @@
 // * `flowpath diagnose --peer` names the internal ports and the kernel datapath on the hops.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BRIDGE, CLI, Exporter, SeedTopology, Series, UPLINK, nsSh, one, parseExposition, pick, record, shAsync, sleep } from './support';
+import { BRIDGE, Exporter, SeedTopology, Series, UPLINK, nsSh, one, parseExposition, pick, record, sleep } from './support';
 
 interface DpctlPort {
   name: string;
@@ -225,20 +225,7 @@ describe('kernel OVS datapath: the seed topology (br-int internal ports, veth wi
   });
 
   it('flowpath diagnose --peer names the internal ports and the kernel datapath on the hops', async () => {
-    const flow = await topo.iperf([]);
-    let out: { stdout: string; stderr: string; code: number };
-    try {
-      await sleep(1500);
-      out = await shAsync(
-        'ip',
-        ['netns', 'exec', topo.a.ns, process.execPath, CLI, 'diagnose', '--flow', `dport = 5201 and dst ${topo.b.ip}`, '--duration', '4s', '--json', '--peer', `http://${topo.b.ip}:9632`, `--ovs.rundir=${topo.a.ovsDir}`],
-        240000,
-      );
-    } finally {
-      await flow.stop();
-    }
-    assert.equal(out.code, 0, `diagnose failed:\n${out.stderr}\n${out.stdout}`);
-    const v = JSON.parse(out.stdout) as { peer_error: string | null; hops: Array<{ hop: string; status: string; where?: string }>; top: { hop: string } | null; findings: Array<{ rule: string; hop: string; status: string }> };
+    const v = await topo.diagnoseFlow<{ peer_error: string | null; hops: Array<{ hop: string; status: string; where?: string }>; top: { hop: string } | null; findings: Array<{ rule: string; hop: string; status: string }> }>([], 4);
     assert.equal(v.peer_error, null);
     const where = Object.fromEntries(v.hops.map((h) => [h.hop, h.where]));
     assert.deepEqual(

@@ -10,6 +10,7 @@ import { ChildProcess, execFile, execFileSync, spawn } from 'child_process';
 import * as fs from 'fs';
 import * as http from 'http';
 import * as path from 'path';
+import { alive } from '../../support/private-ovs';
 
 export const REPO = path.resolve(__dirname, '..', '..', '..', '..');
 export const CLI = path.join(REPO, 'dist', 'src', 'cli.js');
@@ -83,15 +84,6 @@ async function waitFor(what: string, timeoutMs: number, pred: () => boolean | Pr
     }
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(100);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 
@@ -274,6 +266,24 @@ export class SeedTopology {
         await waitFor('iperf3 to exit', 10000, () => (cli.exitCode !== null || cli.signalCode !== null) && (srv.exitCode !== null || srv.signalCode !== null));
       },
     };
+  }
+
+  /**
+   * `flowpath diagnose --json --peer <B>` in node A during an iperf3 flow A -> B (started here, with
+   * iperf3 arguments `iperfArgs`, and stopped when diagnose ends). Returns diagnose's JSON.
+   */
+  async diagnoseFlow<T>(iperfArgs: readonly string[], seconds: number): Promise<T> {
+    const flow = await this.iperf(iperfArgs);
+    let out: { stdout: string; stderr: string; code: number };
+    try {
+      await sleep(1500);
+      const args = ['diagnose', '--flow', `dport = 5201 and dst ${this.b.ip}`, '--duration', `${seconds}s`, '--json', '--peer', `http://${this.b.ip}:9632`, `--ovs.rundir=${this.a.ovsDir}`];
+      out = await shAsync('ip', ['netns', 'exec', this.a.ns, process.execPath, CLI, ...args], 240000);
+    } finally {
+      await flow.stop();
+    }
+    if (out.code !== 0) throw new Error(`flowpath diagnose exited ${out.code}:\n${out.stderr}\n${out.stdout}`);
+    return JSON.parse(out.stdout) as T;
   }
 
   async stop(): Promise<void> {
