@@ -9,7 +9,7 @@
 // table (printed by test/vm/guest.test.ts from the results share).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Exporter, SeedTopology, nsSh, record, sh } from './support';
+import { DiagnoseWorker, Exporter, SeedTopology, nsSh, record, sh } from './support';
 
 interface Finding {
   rule: string;
@@ -112,10 +112,11 @@ const fmtShares = (f: { reasons: Record<string, number>; seconds: number } | und
 describe('diagnosis on the kernel OVS datapath with netem and fq (seed topology, wire through a network namespace)', () => {
   const topo = new SeedTopology('dx', 'network');
   let eb: Exporter;
+  let worker: DiagnoseWorker;
 
   before(async () => {
     await topo.up();
-    eb = await topo.startExporter(topo.b, ['--diagnosis.top=0', '--scrape.timeout=120s']);
+    [eb, worker] = await Promise.all([topo.startExporter(topo.b, ['--diagnosis.top=0', '--scrape.timeout=120s', '--ovs.timeout=20s']), topo.startDiagnoseWorker()]);
   });
 
   after(async () => {
@@ -129,7 +130,7 @@ describe('diagnosis on the kernel OVS datapath with netem and fq (seed topology,
       c.setup(topo);
       let o: Out;
       try {
-        o = await topo.diagnoseFlow<Out>(['-C', 'cubic', ...(c.iperf ?? [])], 5);
+        o = await topo.diagnoseFlow<Out>(['-C', 'cubic', ...(c.iperf ?? [])], 5, worker);
       } finally {
         restore(topo);
       }

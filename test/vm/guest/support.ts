@@ -209,7 +209,7 @@ export class SeedTopology {
 
   /** A long-lived child process (killed by stop()). */
   spawnIn(ns: string, cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv): ChildProcess {
-    const c = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const c = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     this.children.add(c);
     c.on('exit', () => this.children.delete(c));
     return c;
@@ -270,20 +270,61 @@ export class SeedTopology {
 
   /**
    * `flowpath diagnose --json --peer <B>` in node A during an iperf3 flow A -> B (started here, with
-   * iperf3 arguments `iperfArgs`, and stopped when diagnose ends). Returns diagnose's JSON.
+   * iperf3 arguments `iperfArgs`, and stopped when diagnose ends). Returns diagnose's JSON. With a worker
+   * (startDiagnoseWorker) the run happens in that process; without, through the CLI (dist/src/cli.js).
    */
-  async diagnoseFlow<T>(iperfArgs: readonly string[], seconds: number): Promise<T> {
+  async diagnoseFlow<T>(iperfArgs: readonly string[], seconds: number, worker?: DiagnoseWorker): Promise<T> {
     const flow = await this.iperf(iperfArgs);
     let out: { stdout: string; stderr: string; code: number };
     try {
       await sleep(1500);
-      const args = ['diagnose', '--flow', `dport = 5201 and dst ${this.b.ip}`, '--duration', `${seconds}s`, '--json', '--peer', `http://${this.b.ip}:9632`, `--ovs.rundir=${this.a.ovsDir}`];
-      out = await shAsync('ip', ['netns', 'exec', this.a.ns, process.execPath, CLI, ...args], 240000);
+      const args = ['--flow', `dport = 5201 and dst ${this.b.ip}`, '--duration', `${seconds}s`, '--json', '--peer', `http://${this.b.ip}:9632`, `--ovs.rundir=${this.a.ovsDir}`, '--ovs.timeout=20s'];
+      out = worker ? await worker.run(args) : await shAsync('ip', ['netns', 'exec', this.a.ns, process.execPath, CLI, 'diagnose', ...args], 240000);
     } finally {
       await flow.stop();
     }
     if (out.code !== 0) throw new Error(`flowpath diagnose exited ${out.code}:\n${out.stderr}\n${out.stdout}`);
     return JSON.parse(out.stdout) as T;
+  }
+
+  /** A diagnose worker (./diagnose-worker.ts) in node A's namespace; stopped by stop(). */
+  async startDiagnoseWorker(): Promise<DiagnoseWorker> {
+    const c = this.spawnIn(this.a.ns, process.execPath, [path.join(__dirname, 'diagnose-worker.js')]);
+    c.stdin?.setDefaultEncoding('utf8');
+    let buf = '';
+    let err = '';
+    const waiting: Array<(line: string) => void> = [];
+    const lines: string[] = [];
+    c.stdout?.setEncoding('utf8').on('data', (s: string) => {
+      buf += s;
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        const l = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        const w = waiting.shift();
+        if (w) w(l);
+        else lines.push(l);
+      }
+    });
+    c.stderr?.setEncoding('utf8').on('data', (s: string) => (err += s));
+    const next = (timeoutMs: number) =>
+      new Promise<string>((resolve, reject) => {
+        const l = lines.shift();
+        if (l !== undefined) return resolve(l);
+        const t = setTimeout(() => reject(new Error(`diagnose worker: no answer in ${timeoutMs} ms; stderr:\n${err}`)), timeoutMs);
+        waiting.push((x) => {
+          clearTimeout(t);
+          resolve(x);
+        });
+        c.once('exit', (code) => reject(new Error(`diagnose worker exited ${code}: ${err}`)));
+      });
+    const ready = await next(240000);
+    if (ready !== 'ready') throw new Error(`diagnose worker said ${ready}: ${err}`);
+    return {
+      run: async (args) => {
+        c.stdin!.write(JSON.stringify(args) + '\n');
+        return JSON.parse(await next(240000)) as { code: number; stdout: string; stderr: string };
+      },
+    };
   }
 
   async stop(): Promise<void> {
@@ -315,6 +356,10 @@ export class SeedTopology {
     }
     for (const n of [this.a, this.b]) fs.rmSync(n.ovsDir, { recursive: true, force: true });
   }
+}
+
+export interface DiagnoseWorker {
+  run(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }>;
 }
 
 export interface Exporter {
