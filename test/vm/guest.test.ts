@@ -64,5 +64,36 @@ d('test guest (qemu, Debian 6.1 kernel: kernel OVS datapath, fq, netem)', () => 
     expect({ fail: count('fail'), skipped: count('skipped'), todo: count('todo'), cancelled: count('cancelled') }).toEqual({ fail: 0, skipped: 0, todo: 0, cancelled: 0 });
     expect(count('pass')).toBeGreaterThanOrEqual(guestTests.length);
     console.log(`guest suite: ${count('pass')} passed in ${seconds} s`);
+    expect(qemusUsing(results)).toEqual([]);
   }, (GUEST_TIMEOUT_S + 400) * 1000);
+
+  it('lab/vm/run: the guest command\'s exit status comes back; on --timeout qemu is killed and the status is 124', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowpath-vm-timeout-'));
+    try {
+      const failing = await run(path.join(REPO, 'lab', 'vm', 'run'), ['--timeout', '300', '--results', dir, '--', 'bash', '-c', 'echo in-guest; exit 7'], 400_000);
+      expect([failing.code, /^in-guest$/m.test(failing.out)]).toEqual([7, true]);
+      const slow = await run(path.join(REPO, 'lab', 'vm', 'run'), ['--timeout', '3', '--results', dir, '--', 'sleep', '600'], 120_000);
+      expect(slow.code).toBe(124);
+      expect(slow.out).toContain('timeout: 3 s; killing qemu');
+      expect(qemusUsing(dir)).toEqual([]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 600_000);
 });
+
+/** Live qemu processes whose command line names DIR (the results share of one run). */
+function qemusUsing(dir: string): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
+        return cmd.startsWith('qemu-system') && cmd.includes(dir);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
