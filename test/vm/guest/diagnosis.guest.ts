@@ -9,6 +9,8 @@
 // table (printed by test/vm/guest.test.ts from the results share).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { renderBreakdown } from '../../../src/diagnosis/render';
+import type { FlowSummary } from '../../../src/diagnosis/types';
 import { DiagnoseWorker, Exporter, SeedTopology, nsSh, record, sh } from './support';
 
 interface Finding {
@@ -22,7 +24,7 @@ interface Out {
   peer_error: string | null;
   top: Finding | null;
   findings: Finding[];
-  sender: { flow?: { reasons: Record<string, number>; seconds: number; goodputBps?: number; medianRttUs?: number; minRttUs?: number; retransSegs?: number; dsackDups?: number } } | null;
+  sender: { flow?: FlowSummary } | null;
   receiver: { nodeSummary?: unknown } | null;
 }
 
@@ -100,14 +102,8 @@ function restore(t: SeedTopology): void {
   nsSh(t.b.ns, 'sysctl', ['-q', '-w', 'net.ipv4.tcp_rmem=4096 131072 6291456']);
 }
 
-const fmtShares = (f: { reasons: Record<string, number>; seconds: number } | undefined) =>
-  f
-    ? Object.entries(f.reasons)
-        .filter(([, v]) => v / f.seconds >= 0.05)
-        .sort((a, b) => b[1] - a[1])
-        .map(([k, v]) => `${k} ${Math.round((100 * v) / f.seconds)}%`)
-        .join(', ')
-    : '';
+/** The sender's time breakdown as `flowpath diagnose` prints it, without the bar. */
+const heldBy = (f: FlowSummary | undefined) => (f ? renderBreakdown(f).replace(/ █+/, '') : '');
 
 describe('diagnosis on the kernel OVS datapath with netem and fq (seed topology, wire through a network namespace)', () => {
   const topo = new SeedTopology('dx', 'network');
@@ -142,7 +138,7 @@ describe('diagnosis on the kernel OVS datapath with netem and fq (seed topology,
         top: topOf(o),
         limiting: o.findings.filter((x) => x.status === 'limiting').map((x) => `${x.hop}:${x.rule}`),
         suspect: o.findings.filter((x) => x.status === 'suspect').map((x) => `${x.hop}:${x.rule}`),
-        held_by: fmtShares(f),
+        held_by: heldBy(f),
         goodput_mbps: f?.goodputBps ? Math.round((f.goodputBps * 8) / 1e6) : null,
         srtt_ms: f?.medianRttUs ? +(f.medianRttUs / 1000).toFixed(1) : null,
         min_rtt_ms: f?.minRttUs ? +(f.minRttUs / 1000).toFixed(2) : null,
