@@ -13,7 +13,7 @@ import * as path from 'path';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const GUEST_DIR = path.join(REPO, 'test', 'vm', 'guest');
-const GUEST_TIMEOUT_S = Number(process.env.FLOWPATH_VM_TIMEOUT ?? 900);
+const GUEST_TIMEOUT_S = Number(process.env.FLOWPATH_VM_TIMEOUT ?? 1200);
 
 const root = process.getuid?.() === 0;
 const d = root ? describe : describe.skip;
