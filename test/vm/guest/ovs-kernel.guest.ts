@@ -203,7 +203,9 @@ describe('kernel OVS datapath: the seed topology (br-int internal ports, veth wi
     // The kernel datapath: few upcalls (one per new megaflow), none lost (ovs-vswitchd has handlers).
     assert.ok(v.missed > 0 && v.missed < 200, `missed ${v.missed}`);
     assert.equal(v.lost, 0);
-    assert.ok(v.masks >= 1 && v.flows >= 0);
+    // Masks were probed during the flow; idle megaflows (and with them the masks) may already have been
+    // revalidated away, so masks and flows can be 0 now.
+    assert.ok(v.maskHit >= v.hit, `mask hits ${v.maskHit} >= hits ${v.hit}`);
     const st = idle.s;
     assert.equal(one(st, 'flowpath_ovs_internal_port_info', { device: BRIDGE, datapath: v.name }), 1);
     assert.equal(pick(st, 'flowpath_ovs_internal_port_info', { device: 'ovs-system' }).length, 0, 'the datapath device is not an internal port of a bridge');
