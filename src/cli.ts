@@ -4,10 +4,11 @@
 
 import * as http from 'http';
 import { Config, FlagDef, ParsedArgs, UsageError, formatFlagHelp, parseArgs } from './core/flags';
-import { createLogger } from './core/log';
+import type { Command, CliIO } from './core/command';
+import { createLogger, logLevelFlag } from './core/log';
 import { catalogueJson, renderCatalogue, sectionsFor } from './core/catalogue';
 import { ALL_COLLECTORS } from './collectors';
-import { Exporter, allFlags, exporterFamilies, listenFlag, logLevelFlag, webConfigFlag } from './exporter';
+import { Exporter, allFlags, exporterFamilies, listenFlag, webConfigFlag } from './exporter';
 import { installRejectionHandler } from './core/last-resort';
 import { WebConfig, WebConfigError, WebConfigHolder, basicAuthGuard, createHttpsServer, loadWebConfig } from './web-config';
 import { createApp, parseListenAddress } from './server';
@@ -17,18 +18,7 @@ import { diagnoseCommand } from './diagnosis/command';
 import { windowFlag } from './diagnosis/flags';
 import { VERSION } from './version';
 
-export interface Command {
-  summary: string;
-  usage: string;
-  /** Flags of the subcommand in addition to the exporter's. */
-  flags?: readonly FlagDef<unknown>[];
-  run(args: ParsedArgs, io: CliIO): Promise<number>;
-}
-
-export interface CliIO {
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-}
+export type { Command, CliIO } from './core/command';
 
 const catalogueCommand: Command = {
   summary: 'Print the metric catalogue (docs/metrics.md) generated from the code.',

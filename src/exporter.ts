@@ -2,9 +2,9 @@
 // families rendered by the Emitter + the exporter's own process_*/nodejs_* families from prom-client,
 // src/runtime-metrics.ts), in the text format or OpenMetrics.
 
-import { Config, FlagDef, durationFlag, enumFlag, intFlag, stringFlag } from './core/flags';
+import { Config, FlagDef, durationFlag, intFlag, stringFlag } from './core/flags';
 import { Emitter, ExpositionFormat, MetricDesc, gauge } from './core/metrics';
-import { LOG_LEVELS, LogLevel, Logger } from './core/log';
+import { Logger, logLevelFlag } from './core/log';
 import { procfsFlag, sysfsFlag } from './core/paths';
 import { ALL_COLLECTORS } from './collectors';
 import { CollectorDef, REGISTRY_METRICS, Registry, collectorFlag } from './collectors/registry';
@@ -21,7 +21,6 @@ export const webConfigFlag = stringFlag(
   'Path to a web configuration file (exporter-toolkit format) enabling TLS and/or basic authentication; see README "TLS and authentication".',
   '<file>',
 );
-export const logLevelFlag = enumFlag<LogLevel>('log.level', 'info', LOG_LEVELS, 'Only log messages with the given severity or above.');
 
 export const GLOBAL_FLAGS: readonly FlagDef<unknown>[] = [
   listenFlag,

@@ -5,7 +5,7 @@ import request from 'supertest';
 import express from 'express';
 import { MAX_PIN_SECONDS, mountDiagnosisApi } from '../../../src/diagnosis/api';
 import { DEFAULT_SAMPLER_OPTIONS, Sampler, SamplerOptions, parseFlowId } from '../../../src/diagnosis/sampler';
-import { DiagnosisCollector } from '../../../src/collectors/diagnosis';
+import { DiagnosisCollector, FlowIdentities } from '../../../src/collectors/diagnosis';
 import { Emitter } from '../../../src/core/metrics';
 import { createLogger, nullLogger } from '../../../src/core/log';
 import { FakeClock, FakeFlows, FakeNode, tickN } from './fakes';
@@ -141,7 +141,10 @@ describe('sampler loops: a rejected round is counted and logged, never fatal', (
     expect(logs.filter((l) => l.includes(`${method} exploded`) && l.includes(`stage=${stage}`))).toHaveLength(calls);
     expect(unhandled).toEqual([]);
     const out = new Emitter();
-    await new DiagnosisCollector(s, 10, 20).collect(out);
+    const noListeners = { dump: async () => ({ sockets: 0, interrupted: false, datagrams: 1 }) };
+    const c = new DiagnosisCollector(s, 10, 20, new FlowIdentities(noListeners, '/nonexistent-procfs'));
+    (c as unknown as { started: boolean }).started = true; // collect only, no real loops
+    await c.collect(out);
     expect(out.render()).toContain(`flowpath_diagnosis_errors_total{stage="${stage}"} ${calls}\n`);
   });
 
