@@ -8,7 +8,7 @@ import { DEFAULT_SAMPLER_OPTIONS, Sampler, SamplerOptions, parseFlowId } from '.
 import { DiagnosisCollector, FlowIdentities } from '../../../src/collectors/diagnosis';
 import { Emitter } from '../../../src/core/metrics';
 import { createLogger, nullLogger } from '../../../src/core/log';
-import { FakeClock, FakeFlows, FakeNode, tickN } from './fakes';
+import { FakeClock, FakeFlows, FakeNode, fakeListeners, tickN } from './fakes';
 import { SIG } from './synth';
 
 async function sampled(opts: Partial<SamplerOptions> = {}) {
@@ -141,10 +141,7 @@ describe('sampler loops: a rejected round is counted and logged, never fatal', (
     expect(logs.filter((l) => l.includes(`${method} exploded`) && l.includes(`stage=${stage}`))).toHaveLength(calls);
     expect(unhandled).toEqual([]);
     const out = new Emitter();
-    const noListeners = { dump: async () => ({ sockets: 0, interrupted: false, datagrams: 1 }) };
-    const c = new DiagnosisCollector(s, 10, 20, new FlowIdentities(noListeners, '/nonexistent-procfs'));
-    (c as unknown as { started: boolean }).started = true; // collect only, no real loops
-    await c.collect(out);
+    await new DiagnosisCollector(s, 10, 20, new FlowIdentities(fakeListeners(), '/nonexistent-procfs')).collect(out);
     expect(out.render()).toContain(`flowpath_diagnosis_errors_total{stage="${stage}"} ${calls}\n`);
   });
 
