@@ -4,15 +4,12 @@
 import express, { Express, Request, Response } from 'express';
 import * as zlib from 'zlib';
 import { Exporter, maxRequestsFlag, telemetryPathFlag } from './exporter';
-import { VERSION } from './version';
+import { mountLandingPage } from './web/landing';
 
 export interface ServerOptions {
   /** Extra routes (e.g. the diagnosis API) mounted before the landing page. */
   routes?: (app: Express) => void;
 }
-
-const escapeHtml = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
 
 export function createApp(exporter: Exporter, opts: ServerOptions = {}): Express {
   const app = express();
@@ -66,32 +63,7 @@ export function createApp(exporter: Exporter, opts: ServerOptions = {}): Express
 
   opts.routes?.(app);
 
-  app.get('/', (_req, res) => {
-    const rows = exporter.registry
-      .statuses()
-      .map((s) => {
-        const state = !s.enabled ? 'disabled' : s.lastSuccess === undefined ? 'not scraped yet' : s.lastSuccess ? 'ok' : `failed: ${s.lastError ?? ''}`;
-        const dur = s.lastDurationSeconds === undefined ? '' : `${(s.lastDurationSeconds * 1000).toFixed(1)} ms`;
-        return `<tr><td>${escapeHtml(s.name)}</td><td>${escapeHtml(state)}</td><td>${dur}</td></tr>`;
-      })
-      .join('\n');
-    res.type('html').send(`<!doctype html>
-<html><head><meta charset="utf-8"><title>flowpath exporter</title></head>
-<body>
-<h1>flowpath ${escapeHtml(VERSION)}</h1>
-<p>Why can't this single TCP flow reach line rate? Per-flow TCP_INFO, NIC, qdisc, softirq and OVS metrics.</p>
-<ul>
-<li><a href="${escapeHtml(telemetryPath.replace(/^\//, ''))}">Metrics</a></li>
-<li><a href="healthz">Health</a> · <a href="readyz">Readiness</a></li>
-<li><a href="api/flows">Flows (JSON)</a> · <a href="api/diagnosis">Diagnosis (JSON)</a></li>
-</ul>
-<h2>Collectors</h2>
-<table border="1" cellpadding="4"><tr><th>collector</th><th>last status</th><th>last duration</th></tr>
-${rows}
-</table>
-</body></html>
-`);
-  });
+  mountLandingPage(app, exporter);
 
   return app;
 }
