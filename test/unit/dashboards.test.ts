@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { DASHBOARDS, renderDashboard } from '../../src/dashboards';
-import { ALERT_PREFIX, UID } from '../../src/dashboards/common';
+import { ALERT_PREFIX, PROVISIONED_DS_UID, UID } from '../../src/dashboards/common';
 import {
   DashQuery, Json, catalogue, checkQuery, committedDashboards, panelsOf, queriesOf, rulesDefined, substitute, typeCheckDashboards,
 } from '../support/dashboards';
@@ -121,5 +121,24 @@ describe('Grafana dashboards', () => {
       ['socket-tx', 'tcp-tx', 'qdisc-tx', 'ovs-tx', 'nic-tx', 'link', 'nic-rx', 'ovs-rx', 'internal-rx', 'tcp-rx', 'socket-rx'],
     );
     for (const c of cells) expect(c.targets[0].expr).toContain('flowpath_flow_verdict_info');
+  });
+});
+
+describe('Grafana provisioning', () => {
+  const read = (f: string) => fs.readFileSync(path.join(__dirname, '../../grafana/provisioning', f), 'utf8');
+  it('provisions the Prometheus datasource under the uid the dashboards default to', () => {
+    const ds = read('datasources/flowpath.yaml');
+    expect(ds).toMatch(/^apiVersion: 1$/m);
+    expect(ds).toMatch(new RegExp(`^\\s+uid: ${PROVISIONED_DS_UID}$`, 'm'));
+    expect(ds).toMatch(/^\s+type: prometheus$/m);
+    for (const { json } of committed) {
+      const v = json.templating.list.find((x: Json) => x.name === 'datasource');
+      expect(v.current.value).toBe(PROVISIONED_DS_UID);
+    }
+  });
+  it('a file provider loads the dashboards from /var/lib/grafana/dashboards/flowpath', () => {
+    const p = read('dashboards/flowpath.yaml');
+    expect(p).toMatch(/^\s+type: file$/m);
+    expect(p).toMatch(/^\s+path: \/var\/lib\/grafana\/dashboards\/flowpath$/m);
   });
 });
