@@ -88,20 +88,27 @@ function legend(): common.VizLegendOptionsBuilder {
     .calcs(['lastNotNull', 'max']);
 }
 
+/** The settings every panel gets: title, description, the datasource variable, unit, queries, size. */
+interface AnyPanelBuilder<T> {
+  title(t: string): T;
+  description(d: string): T;
+  datasource(d: common.DataSourceRef): T;
+  unit(u: string): T;
+  targets(t: cog.Builder<cog.Dataquery>[]): T;
+  span(w: number): T;
+  height(h: number): T;
+}
+function base<T extends AnyPanelBuilder<T>>(p: T, o: PanelCommon, qs: readonly Query[], width: number, height: number): T {
+  return p.title(o.title).description(o.description).datasource(DS).unit(o.unit).targets(targets(qs)).span(o.width ?? width).height(o.height ?? height);
+}
+
 export function timeSeries(o: TimeSeriesOptions): timeseries.PanelBuilder {
-  const p = new timeseries.PanelBuilder()
-    .title(o.title)
-    .description(o.description)
-    .datasource(DS)
-    .unit(o.unit)
-    .targets(targets(o.queries))
+  const p = base(new timeseries.PanelBuilder(), o, o.queries, 12, 8)
     .legend(legend())
     .tooltip(new common.VizTooltipOptionsBuilder().mode(common.TooltipDisplayMode.Multi).sort(common.SortOrder.Descending))
     .lineWidth(1)
     .fillOpacity(o.fill ?? (o.stack ? 60 : 10))
-    .showPoints(common.VisibilityMode.Never)
-    .span(o.width ?? 12)
-    .height(o.height ?? 8);
+    .showPoints(common.VisibilityMode.Never);
   if (o.stack) p.stacking(new common.StackingConfigBuilder().mode(o.stack === 'percent' ? common.StackingMode.Percent : common.StackingMode.Normal));
   if (o.thresholds) {
     p.thresholds(thresholds(o.thresholds));
@@ -128,20 +135,13 @@ export interface StatOptions extends PanelCommon {
 }
 
 export function statPanel(o: StatOptions): stat.PanelBuilder {
-  const p = new stat.PanelBuilder()
-    .title(o.title)
-    .description(o.description)
-    .datasource(DS)
-    .unit(o.unit)
-    .targets(targets(o.queries))
+  const p = base(new stat.PanelBuilder(), o, o.queries, 4, 4)
     .reduceOptions(new common.ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
     .graphMode(common.BigValueGraphMode.None)
     .colorMode(o.colorMode ?? common.BigValueColorMode.Background)
     .textMode(o.textMode ?? common.BigValueTextMode.Auto)
     .justifyMode(common.BigValueJustifyMode.Center)
     .orientation(common.VizOrientation.Auto)
-    .span(o.width ?? 4)
-    .height(o.height ?? 4)
     .thresholds(thresholds(o.thresholds ?? [[null, 'green']]));
   if (o.mappings) p.mappings(o.mappings);
   if (o.noValue) p.noValue(o.noValue);
@@ -164,16 +164,7 @@ export interface TableOptions extends PanelCommon {
 
 export function tablePanel(o: TableOptions): table.PanelBuilder {
   const qs = o.queries.map((q) => ({ ...q, instant: true, table: true }));
-  const p = new table.PanelBuilder()
-    .title(o.title)
-    .description(o.description)
-    .datasource(DS)
-    .unit(o.unit)
-    .targets(targets(qs))
-    .cellHeight(common.TableCellHeight.Sm)
-    .showHeader(true)
-    .span(o.width ?? 24)
-    .height(o.height ?? 8);
+  const p = base(new table.PanelBuilder(), o, qs, 24, 8).cellHeight(common.TableCellHeight.Sm).showHeader(true);
   if (o.thresholds) p.thresholds(thresholds(o.thresholds));
   const hide = new Set(['Time', 'job', '__name__', ...(o.hide ?? [])]);
   const excludeByName: Record<string, boolean> = {};
@@ -199,18 +190,11 @@ export function tablePanel(o: TableOptions): table.PanelBuilder {
 
 /** Horizontal bars, one per series (a hot CPU or queue stands out). */
 export function barGauge(o: PanelCommon): bargauge.PanelBuilder {
-  const p = new bargauge.PanelBuilder()
-    .title(o.title)
-    .description(o.description)
-    .datasource(DS)
-    .unit(o.unit)
-    .targets(targets(o.queries.map((q) => ({ ...q, instant: true }))))
+  const p = base(new bargauge.PanelBuilder(), o, o.queries.map((q) => ({ ...q, instant: true })), 12, 8)
     .reduceOptions(new common.ReduceDataOptionsBuilder().calcs(['lastNotNull']).values(false))
     .displayMode(common.BarGaugeDisplayMode.Gradient)
     .orientation(common.VizOrientation.Horizontal)
     .showUnfilled(true)
-    .span(o.width ?? 12)
-    .height(o.height ?? 8)
     .thresholds(thresholds(o.thresholds ?? [[null, 'green']]));
   if (o.min !== undefined) p.min(o.min);
   if (o.max !== undefined) p.max(o.max);

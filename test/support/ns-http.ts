@@ -3,9 +3,9 @@
 // namespace); get() sends the request through it, and the relay fetches the URL from inside.
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
-import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
+import { httpGet } from './procs';
 
 const RELAY = [
   "const http = require('http');",
@@ -39,16 +39,7 @@ export class NsHttp {
   }
 
   get(url: string, timeoutMs = 20000): Promise<{ status: number; body: string }> {
-    return new Promise((resolve, reject) => {
-      const req = http.get({ socketPath: this.sock, path: '/', headers: { 'x-target': url }, timeout: timeoutMs }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.on('timeout', () => req.destroy(new Error(`timeout fetching ${url}`)));
-      req.on('error', reject);
-    });
+    return httpGet('http://relay/', timeoutMs, { socketPath: this.sock, headers: { 'x-target': url } });
   }
 
   async stop(): Promise<void> {
