@@ -155,8 +155,6 @@ export interface TableOptions extends PanelCommon {
   /** Columns to hide (Time, __name__, job, ...) and to rename. */
   hide?: readonly string[];
   rename?: Readonly<Record<string, string>>;
-  /** Join the queries' rows on these fields ("merge" when omitted and there are several queries). */
-  joinOn?: string;
   /** Per-column overrides: unit, gauge cells, thresholds. */
   columns?: ReadonlyArray<{ name: string; unit?: string; thresholds?: Steps; gauge?: boolean; max?: number }>;
   sortBy?: { field: string; desc: boolean };
@@ -169,10 +167,8 @@ export function tablePanel(o: TableOptions): table.PanelBuilder {
   const hide = new Set(['Time', 'job', '__name__', ...(o.hide ?? [])]);
   const excludeByName: Record<string, boolean> = {};
   for (const h of hide) excludeByName[h] = true;
-  if (qs.length > 1) {
-    if (o.joinOn) p.withTransformation({ id: 'joinByField', options: { byField: o.joinOn, mode: 'outer' } });
-    else p.withTransformation({ id: 'merge', options: {} });
-  }
+  // Several instant queries: one row per label set shared by their results (e.g. per device).
+  if (qs.length > 1) p.withTransformation({ id: 'merge', options: {} });
   p.withTransformation({ id: 'organize', options: { excludeByName, renameByName: { ...(o.rename ?? {}) }, indexByName: {} } });
   for (const c of o.columns ?? []) {
     const props: dashboard.DynamicConfigValue[] = [];

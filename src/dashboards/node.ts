@@ -125,7 +125,6 @@ export function nodeDashboard(): dashboard.DashboardBuilder {
           { expr: `max by (device) (flowpath_nic_rx_coalesce_seconds{${D}})` },
           { expr: `max by (device) (flowpath_nic_rx_coalesce_adaptive{${D}})` },
         ],
-        joinOn: 'device',
         rename: {
           'Value #A': 'speed', 'Value #B': 'MTU', 'Value #C': 'RX ring', 'Value #D': 'RX ring max', 'Value #E': 'TX ring',
           'Value #F': 'combined channels', 'Value #G': 'TSO', 'Value #H': 'GSO', 'Value #I': 'GRO', 'Value #J': 'LRO',
