@@ -50,6 +50,8 @@ const DAY = 'compares with the same hour a day earlier (offset 1d); the lab Prom
 const EXPECTED_EMPTY: Record<string, string> = {
   'flowpath-fleet panel "Pacing-limited share: now vs a day earlier" A': DAY,
   'flowpath-fleet panel "Goodput now vs a day earlier" A': DAY,
+  'flowpath-flow-path panel "Goodput, pacing, delivery rate and link speed: peer ($peer)" D':
+    'the receiver sets no SO_MAX_PACING_RATE (only the sender\'s iperf3 --fq-rate caps pacing)',
   'flowpath-node-path panel "NIC rings, channels, offloads and coalescing" C': `${TAP}: tun reports no ring sizes (ethtool -g)`,
   'flowpath-node-path panel "NIC rings, channels, offloads and coalescing" D': `${TAP}: tun reports no ring sizes (ethtool -g)`,
   'flowpath-node-path panel "NIC rings, channels, offloads and coalescing" E': `${TAP}: tun reports no ring sizes (ethtool -g)`,
