@@ -25,6 +25,9 @@ import { readSysctl } from '../sources/procfs/sysctl';
 import { parsePidStat } from '../sources/procfs/ksoftirqd';
 import { readProcTextOptional } from '../sources/procfs/read';
 import { userHz } from '../sources/procfs/cpuinfo';
+import { readTasks } from '../sources/procfs/tasks';
+import { SocketOwnerFinder } from '../sources/procfs/sockowners';
+import type { Logger } from '../core/log';
 import type { OvsReader, OvsSnapshot as OvsSourceSnapshot } from '../sources/ovs/snapshot';
 import { latestOvsInternalPorts } from '../sources/ovs/internal-ports';
 import { isInternalType } from '../sources/ovs/parse-dpif';
@@ -36,9 +39,11 @@ import type {
   FlowSample,
   NodeSnapshot,
   OvsEvidence,
+  OwnerSnapshot,
   PathDevices,
   QdiscSnapshot,
   SkMem,
+  TaskSnapshot,
 } from './types';
 import type { DiscoveredFlow, FlowSource, NodeSource } from './sampler';
 import { RouteLookup } from './route';
@@ -62,6 +67,7 @@ function sampleFrom(get: TcpInfoReader, extra: {
   wqueue?: number;
   rqueue?: number;
   timer?: number;
+  inode?: number;
   skmem?: SkMem;
   bbr?: FlowSample['bbr'];
   state?: number;
@@ -108,6 +114,7 @@ function sampleFrom(get: TcpInfoReader, extra: {
     wqueue: extra.wqueue,
     rqueue: extra.rqueue,
     timer: extra.timer,
+    inode: extra.inode,
     skmem: extra.skmem,
     bbr: extra.bbr,
   };
@@ -139,6 +146,7 @@ export function flowSampleFromView(v: SockView, t: number, wallMs?: number): Flo
     wqueue: v.wqueue,
     rqueue: v.rqueue,
     timer: v.timer,
+    inode: v.inode || undefined,
     skmem: skmemOf((i) => v.skmem(i)),
     bbr: v.hasBbr ? { bw: v.bbrBw() as number, minRtt: v.bbrMinRtt() as number, pacingGain: v.bbrPacingGain() as number, cwndGain: v.bbrCwndGain() as number } : undefined,
   });
@@ -156,6 +164,7 @@ export function flowSampleFromRecord(r: SockRecord, t: number, wallMs?: number):
     wqueue: r.wqueue,
     rqueue: r.rqueue,
     timer: r.timer,
+    inode: r.inode || undefined,
     skmem: sk ? skmemOf((i) => sk[(Object.keys(SKMEM) as Array<keyof typeof SKMEM>).find((k) => SKMEM[k] === i) as keyof typeof SKMEM]) : undefined,
     bbr: r.bbr,
   });
@@ -253,6 +262,7 @@ export interface NodeParts {
   ovs?: OvsEvidence;
   ovsInternal?: ReadonlySet<string>;
   userHz?: number;
+  owners?: OwnerSnapshot[];
   errors?: string[];
 }
 
@@ -355,6 +365,8 @@ export function buildNodeSnapshot(p: NodeParts): NodeSnapshot {
     c.totalTicks = tk.slice(0, 8).reduce((a, b) => a + b, 0);
     c.softirqTicks = tk[6];
     c.idleTicks = (tk[3] ?? 0) + (tk[4] ?? 0);
+    c.irqTicks = tk[5];
+    c.stealTicks = tk[7];
   }
   const tcpExt: Record<string, number> = {};
   for (const [k, v] of p.netstat?.get('TcpExt') ?? []) tcpExt[k] = v;
@@ -368,12 +380,13 @@ export function buildNodeSnapshot(p: NodeParts): NodeSnapshot {
     tcpExt: p.netstat ? tcpExt : undefined,
     sysctl: p.sysctl,
     userHz: p.userHz,
+    owners: p.owners,
     errors: p.errors ?? [],
   };
 }
 
 /** The OVS collector's snapshot → the numbers the rules read. */
-export function ovsEvidenceOf(s: OvsSourceSnapshot, vswitchdCpuSeconds?: number): OvsEvidence | undefined {
+export function ovsEvidenceOf(s: OvsSourceSnapshot, vswitchdCpuSeconds?: number, vswitchdTasks?: TaskSnapshot[]): OvsEvidence | undefined {
   const u = s.unixctl;
   if (!u.up && !s.kernel.state) return undefined;
   const datapaths = (u.datapaths ?? []).map((d) => ({ name: d.name, type: d.type, hit: d.hit, missed: d.missed, lost: d.lost, flows: d.flows }));
@@ -390,7 +403,7 @@ export function ovsEvidenceOf(s: OvsSourceSnapshot, vswitchdCpuSeconds?: number)
   );
   const lost = (u.pmd ?? []).reduce<number | undefined>((a, t) => (t.lostUpcalls === undefined ? a : (a ?? 0) + t.lostUpcalls), undefined);
   const ok = (u.pmd ?? []).reduce<number | undefined>((a, t) => (t.upcalls === undefined ? a : (a ?? 0) + t.upcalls), undefined);
-  return { datapaths, ports, upcallSuccess: ok, upcallFailed: lost, vswitchdCpuSeconds };
+  return { datapaths, ports, upcallSuccess: ok, upcallFailed: lost, vswitchdCpuSeconds, vswitchdTasks };
 }
 
 /**
@@ -419,6 +432,10 @@ export function pathDevicesFor(egress: string | undefined, ovs: OvsSourceSnapsho
 // ---------------------------------------------------------------------------------------------------
 // The live node source
 
+/** Threads read per process (socket owners, ovs-vswitchd), and owner processes per socket. */
+const MAX_THREADS = 256;
+const MAX_OWNER_PIDS = 8;
+
 /** ethtool features and rings are configuration: re-read at most this often. */
 const CONFIG_TTL_MS = 30000;
 
@@ -435,6 +452,8 @@ export const DIAGNOSIS_SYSCTLS = [
 export interface LiveNodeSourceOptions {
   procfs: string;
   sysfs: string;
+  /** Where the warnings that are logged once go (no permission to read /proc/PID/fd, ...). */
+  log?: Pick<Logger, 'warn'>;
   /** An OvsReader (the OVS collector's source class), or null when OVS is not to be read. */
   ovs: Pick<OvsReader, 'read' | 'close' | 'client'> | null;
   /** Least time between two OVS reads (it is slower than the rest). */
@@ -454,8 +473,11 @@ export class LiveNodeSource implements NodeSource {
   private readonly config = new Map<string, { at: number; features?: EthtoolFeatures; rings?: EthtoolRings }>();
   private qstatsUnsupported = false;
   private readonly hz = userHz();
+  private readonly ownerFinder: SocketOwnerFinder;
 
-  constructor(private readonly o: LiveNodeSourceOptions) {}
+  constructor(private readonly o: LiveNodeSourceOptions) {
+    this.ownerFinder = new SocketOwnerFinder(o.procfs);
+  }
 
   private internalSet(): Set<string> {
     const s = new Set<string>();
@@ -487,29 +509,73 @@ export class LiveNodeSource implements NodeSource {
     return p;
   }
 
-  /** CPU seconds of ovs-vswitchd so far, read at every snapshot (its datapath counters are slower). */
-  private vswitchdCpuSeconds(errors: string[]): number | undefined {
+  /** The pid of ovs-vswitchd (from the unixctl endpoint, or its pid file next to the control socket). */
+  private vswitchdPid(): number | undefined {
     const ep = this.o.ovs?.client.endpoint;
     if (!ep) return undefined;
-    let pid = ep.pid;
-    if (!pid) {
-      // Found through --ovs.unixctl: the daemon's pid file usually sits next to its control socket.
-      const text = readProcTextOptional(path.join(path.dirname(ep.path), `${VSWITCHD}.pid`));
-      if (text) pid = parsePidFile(text, `${VSWITCHD}.pid`);
-    }
-    if (!pid) return undefined;
+    if (ep.pid) return ep.pid;
+    const text = readProcTextOptional(path.join(path.dirname(ep.path), `${VSWITCHD}.pid`));
+    return text ? parsePidFile(text, `${VSWITCHD}.pid`) : undefined;
+  }
+
+  /**
+   * CPU seconds of ovs-vswitchd so far and its threads' counters, read at every snapshot (its datapath
+   * counters are read less often).
+   */
+  private vswitchdCpu(errors: string[]): { seconds?: number; tasks?: TaskSnapshot[] } {
+    const pid = this.vswitchdPid();
+    if (!pid) return {};
     try {
       const text = readProcTextOptional(path.join(this.o.procfs, String(pid), 'stat'));
-      if (!text) return undefined;
+      if (!text) return {};
       const ps = parsePidStat(text);
-      return (ps.utime + ps.stime) / this.hz;
+      let tasks: TaskSnapshot[] | undefined;
+      try {
+        tasks = readTasks(this.o.procfs, pid, MAX_THREADS, true);
+      } catch (e) {
+        this.warnOnce('vswitchd tasks', `ovs-vswitchd threads: ${(e as Error).message}`);
+      }
+      return { seconds: (ps.utime + ps.stime) / this.hz, tasks };
     } catch (e) {
       errors.push(`ovs-vswitchd stat: ${(e as Error).message}`);
-      return undefined;
+      return {};
     }
   }
 
-  async snapshot(t: number): Promise<NodeSnapshot> {
+  private readonly warned = new Set<string>();
+  private warnOnce(key: string, msg: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.o.log?.warn(msg);
+  }
+
+  /** The processes holding each socket inode, and their threads (failing soft: "unknown" + a reason). */
+  private owners(inodes: readonly number[], t: number): OwnerSnapshot[] | undefined {
+    if (inodes.length === 0) return undefined;
+    const found = this.ownerFinder.find(inodes, t);
+    const out: OwnerSnapshot[] = [];
+    for (const [inode, o] of found) {
+      if (o.unknown) {
+        if (/permission/.test(o.unknown)) this.warnOnce('owners EACCES', `diagnosis: the processes of a sampled socket are unknown: ${o.unknown}`);
+        out.push({ inode, pids: [], tasks: [], unknown: o.unknown });
+        continue;
+      }
+      const tasks: TaskSnapshot[] = [];
+      let unknown: string | undefined;
+      for (const pid of o.pids.slice(0, MAX_OWNER_PIDS)) {
+        try {
+          tasks.push(...readTasks(this.o.procfs, pid, MAX_THREADS));
+        } catch (e) {
+          unknown = `threads of pid ${pid}: ${(e as Error).message}`;
+          this.warnOnce(`owner tasks ${(e as { code?: string }).code}`, `diagnosis: ${unknown}`);
+        }
+      }
+      out.push({ inode, pids: o.pids, tasks, unknown: tasks.length === 0 ? (unknown ?? 'the owning processes exited') : undefined });
+    }
+    return out;
+  }
+
+  async snapshot(t: number, inodes: readonly number[] = []): Promise<NodeSnapshot> {
     const errors: string[] = [];
     const wallMs = Date.now();
     const attempt = <T>(what: string, f: () => T): T | undefined => {
@@ -586,7 +652,11 @@ export class LiveNodeSource implements NodeSource {
       const v = attempt(`sysctl ${name}`, () => readSysctl(this.o.procfs, name));
       if (v) sysctl[name] = 'numbers' in v ? v.numbers.join(' ') : v.text;
     }
-    const ovsEv = this.ovsSnap ? ovsEvidenceOf(this.ovsSnap, this.vswitchdCpuSeconds(errors)) : undefined;
+    let ovsEv: OvsEvidence | undefined;
+    if (this.ovsSnap) {
+      const cpu = this.vswitchdCpu(errors);
+      ovsEv = ovsEvidenceOf(this.ovsSnap, cpu.seconds, cpu.tasks);
+    }
     return buildNodeSnapshot({
       t,
       wallMs,
@@ -605,6 +675,7 @@ export class LiveNodeSource implements NodeSource {
       ovs: ovsEv,
       ovsInternal: this.internalSet(),
       userHz: this.hz,
+      owners: attempt('socket owners', () => this.owners(inodes, t)),
       errors,
     });
   }

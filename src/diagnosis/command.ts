@@ -111,7 +111,7 @@ export async function runDiagnose(config: Config, io: CliIO, deps: DiagnoseDeps 
     });
     // Node evidence twice a second so that a short run still has a start and an end.
     const nodeMs = Math.min(1000, Math.max(200, (duration * 1000) / 8));
-    const node = new LiveNodeSource({ procfs: config.get(procfsFlag), sysfs: config.get(sysfsFlag), ovs, ovsIntervalMs: nodeMs });
+    const node = new LiveNodeSource({ procfs: config.get(procfsFlag), sysfs: config.get(sysfsFlag), log, ovs, ovsIntervalMs: nodeMs });
     sampler = new Sampler(
       { ...DEFAULT_SAMPLER_OPTIONS, rateHz, top: 0, discoverIntervalMs: 0, nodeIntervalMs: nodeMs, historySeconds: duration + 60 },
       flows,
@@ -141,6 +141,9 @@ export async function runDiagnose(config: Config, io: CliIO, deps: DiagnoseDeps 
     }
     const now = deps.now ?? (() => performance.now());
     const t0 = now();
+    // One sample first: it gives the socket's inode, so the first node snapshot already reads the
+    // threads of the processes that hold it.
+    await sampler.tick();
     await sampler.snapshotNode();
     sampler.start();
     let closedAfter: number | undefined;

@@ -30,8 +30,11 @@ export interface FlowSource {
 }
 
 export interface NodeSource {
-  /** `t` is the sampler clock to stamp the snapshot with. */
-  snapshot(t: number): Promise<NodeSnapshot>;
+  /**
+   * `t` is the sampler clock to stamp the snapshot with; `inodes` are the socket inodes of the sampled
+   * flows, whose owning processes and threads the snapshot reads.
+   */
+  snapshot(t: number, inodes?: readonly number[]): Promise<NodeSnapshot>;
   pathFor(key: FlowKey): Promise<PathDevices>;
   close(): void;
 }
@@ -333,10 +336,12 @@ export class Sampler {
   async snapshotNode(): Promise<void> {
     if (!this.nodeSource) return;
     // Node evidence only matters for sampled flows: a node without them costs one dump per discovery.
-    if (![...this.flowsById.values()].some((f) => f.goneAt === undefined)) return;
+    const active = [...this.flowsById.values()].filter((f) => f.goneAt === undefined);
+    if (active.length === 0) return;
+    const inodes = active.map((f) => f.classifier.last?.inode).filter((i): i is number => i !== undefined && i > 0);
     const t0 = process.hrtime.bigint();
     try {
-      const snap = await this.nodeSource.snapshot(this.clock.now());
+      const snap = await this.nodeSource.snapshot(this.clock.now(), inodes);
       this.nodeRing.push(snap);
       this.states.report('diagnosis node snapshot', null);
     } catch (e) {
@@ -477,7 +482,7 @@ export class Sampler {
       while (dev && i < snaps.length - 2 && !snaps[i].devices.some((d) => d.name === dev)) i++;
       const from = snaps[i];
       const to = snaps[snaps.length - 1];
-      if (to !== from) out.nodeSummary = summarizeNode(from, to, f?.path ?? {});
+      if (to !== from) out.nodeSummary = summarizeNode(from, to, f?.path ?? {}, snaps.slice(i));
     }
     return out;
   }
