@@ -7,7 +7,11 @@ import { counter, gauge } from '../core/metrics';
 import type { Logger } from '../core/log';
 import { collectorFlag } from './registry';
 import type { Collector, CollectorDef, Registry } from './registry';
-import { ovsCollector, ovsRefreshFlag, ovsRundirFlag, ovsTimeoutFlag, ovsUnixctlFlag } from './ovs';
+import { ovsCollector } from './ovs';
+import { OVS_READER_FLAGS } from '../sources/ovs/flags';
+import { sharedOvsReader } from '../sources/ovs/shared';
+import type { OvsReader } from '../sources/ovs/snapshot';
+import { nullLogger } from '../core/log';
 import { DIAGNOSIS_FLAGS, sampleRateFlag, windowFlag } from '../diagnosis/flags';
 import { buildSampler } from '../diagnosis/setup';
 import type { Sampler } from '../diagnosis/sampler';
@@ -104,12 +108,21 @@ export class DiagnosisCollector implements Collector {
   }
 }
 
-function ovsEnabled(config: import('../core/flags').Config): boolean {
+/**
+ * The OVS reader of the sampler: the ovs collector's (one connection, one read per interval; that collector
+ * closes it) when it runs, none when it is disabled, and one of the sampler's own when the ovs collector is
+ * not registered at all.
+ */
+function ovsReaderFor(config: import('../core/flags').Config): Pick<OvsReader, 'read' | 'close' | 'client'> | null | undefined {
+  let enabled: boolean;
   try {
-    return config.get(collectorFlag(ovsCollector));
+    enabled = config.get(collectorFlag(ovsCollector));
   } catch {
-    return true;
+    return undefined;
   }
+  if (!enabled) return null;
+  const shared = sharedOvsReader(config, nullLogger);
+  return { read: (maxAgeMs?: number) => shared.read(maxAgeMs), close: () => undefined, client: shared.client };
 }
 
 export const diagnosisCollector: CollectorDef = {
@@ -119,9 +132,9 @@ export const diagnosisCollector: CollectorDef = {
   defaultEnabled: true,
   metrics: DIAGNOSIS_METRICS,
   // The OVS flags are shared with the ovs collector (same FlagDef objects; declared once).
-  flags: [...DIAGNOSIS_FLAGS, ovsRundirFlag, ovsUnixctlFlag, ovsRefreshFlag, ovsTimeoutFlag] as FlagDef<unknown>[],
+  flags: [...DIAGNOSIS_FLAGS, ...OVS_READER_FLAGS] as FlagDef<unknown>[],
   create({ config, log }: { config: import('../core/flags').Config; log: Logger }) {
-    const sampler = buildSampler(config, log, { noOvs: !ovsEnabled(config) });
+    const sampler = buildSampler(config, log, { ovs: ovsReaderFor(config) });
     return new DiagnosisCollector(sampler, config.get(windowFlag), config.get(sampleRateFlag));
   },
 };

@@ -212,7 +212,7 @@ export function createIrqCollector(ctx: CollectorContext, deps?: Partial<IrqDeps
 
   return {
     async collect(out) {
-      const devices = await selectDevices(sysfs, include, exclude, deps?.links === undefined ? {} : { links: deps.links });
+      const devices = await selectDevices(sysfs, include, exclude, deps?.links === undefined ? { log } : { links: deps.links, log });
       const live = new Set(devices.map((d) => d.ifindex));
       for (const i of [...napiUnsupported]) if (!live.has(i)) napiUnsupported.delete(i);
       for (const i of [...topologies.keys()]) if (!live.has(i)) topologies.delete(i);

@@ -403,7 +403,7 @@ export function createNicCollector(ctx: CollectorContext, deps?: Partial<NicDeps
 
   return {
     async collect(out) {
-      const devices = await selectDevices(sysfs, include, exclude, deps?.links === undefined ? {} : { links: deps.links });
+      const devices = await selectDevices(sysfs, include, exclude, deps?.links === undefined ? { log } : { links: deps.links, log });
       // Forget what we learnt about devices that are gone (an ifindex is not reused while it exists).
       const live = new Set(devices.map((d) => String(d.ifindex)));
       for (const k of [...unsupported]) if (!live.has(k.slice(0, k.indexOf('/')))) unsupported.delete(k);

@@ -13,6 +13,7 @@ import * as path from 'path';
 import { Emitter, MetricTable } from '../core/metrics';
 import { sysfsFlag } from '../core/paths';
 import { Config } from '../core/flags';
+import type { Logger } from '../core/log';
 import { DEVICE_FLAGS, deviceExcludeFlag, deviceIncludeFlag, selectDevices } from '../sources/devices';
 import { NETLINK_ROUTE, NetlinkSocket } from '../sources/netlink/socket';
 import {
@@ -145,6 +146,7 @@ export interface QdiscSources {
  */
 export function cachedDeviceNames(
   select: typeof selectDevices = selectDevices,
+  log?: Logger,
 ): (config: Config, ifindexes: readonly number[]) => Promise<ReadonlyMap<number, string>> {
   let cached: { key: string; names: Map<number, string> } | null = null;
   return async (config, ifindexes) => {
@@ -157,17 +159,17 @@ export function cachedDeviceNames(
     }
     const key = `${listing.join('/')}|${[...ifindexes].sort((a, b) => a - b).join(',')}`;
     if (cached?.key === key) return cached.names;
-    const devs = await select(sysfs, config.get(deviceIncludeFlag), config.get(deviceExcludeFlag));
+    const devs = await select(sysfs, config.get(deviceIncludeFlag), config.get(deviceExcludeFlag), log ? { log } : {});
     const names = new Map(devs.map((d) => [d.ifindex, d.name]));
     cached = listing.length > 0 ? { key, names } : null;
     return names;
   };
 }
 
-function liveSources(): QdiscSources {
+function liveSources(log?: Logger): QdiscSources {
   let sock: NetlinkSocket | null = null;
   return {
-    devices: cachedDeviceNames(),
+    devices: cachedDeviceNames(selectDevices, log),
     dump() {
       sock ??= new NetlinkSocket(NETLINK_ROUTE);
       return dumpQdiscs(sock);
@@ -181,7 +183,7 @@ function liveSources(): QdiscSources {
 
 export const QDISC_METRICS = [...base.descs, ...fqStats.descs, ...fqBands.descs, ...fqOptions.descs, ...fqCodelStats.descs, ...fqCodelOptions.descs];
 
-export function makeQdiscCollector(sources: () => QdiscSources = liveSources): CollectorDef {
+export function makeQdiscCollector(sources: (log?: Logger) => QdiscSources = liveSources): CollectorDef {
   return {
     name: 'qdisc',
     description:
@@ -189,8 +191,8 @@ export function makeQdiscCollector(sources: () => QdiscSources = liveSources): C
     defaultEnabled: true,
     metrics: QDISC_METRICS,
     flags: [...DEVICE_FLAGS],
-    create({ config }) {
-      const src = sources();
+    create({ config, log }) {
+      const src = sources(log);
       return {
         async collect(out: Emitter) {
           let dump = await src.dump();
