@@ -157,7 +157,8 @@ export class Sampler {
   private readonly nodeRing: Ring<NodeSnapshot>;
   private readonly prevBytes = new Map<string, number>();
   private readonly states: StateLogger;
-  private timers: unknown[] = [];
+  /** The pending timer of each loop (one per loop: a round schedules the next). */
+  private readonly timers = new Map<() => Promise<void>, unknown>();
   private running = false;
   private tickBusy = false;
   readonly stats: SamplerStats = {
@@ -194,13 +195,35 @@ export class Sampler {
   // ------------------------------------------------------------------------------------------------
   // Loops
 
+  /** Loops parked because no flow is sampled, and how to restart them (wake()). */
+  private readonly parked = new Map<() => Promise<void>, () => void>();
+
+  private hasActive(): boolean {
+    for (const f of this.flowsById.values()) if (f.goneAt === undefined) return true;
+    return false;
+  }
+
+  /** Restart the loops parked while no flow was sampled (a flow was added). */
+  private wake(): void {
+    if (!this.running) return;
+    const again = [...this.parked.values()];
+    this.parked.clear();
+    for (const restart of again) restart();
+  }
+
   start(): void {
     if (this.running) return;
     this.running = true;
-    const loop = (fn: () => Promise<void>, everyMs: number, first = 0) => {
+    // The sampling and node loops only run while a flow is sampled: with none they park (no timer
+    // wake-ups at the sample rate on an idle node) and ensure() wakes them. Discovery always runs.
+    const loop = (fn: () => Promise<void>, everyMs: number, first = 0, parkable = false) => {
       let next = this.clock.now() + first;
       const run = () => {
         if (!this.running) return;
+        if (parkable && !this.hasActive()) {
+          this.parked.set(fn, () => loop(fn, everyMs, 0, true));
+          return;
+        }
         void fn().finally(() => {
           if (!this.running) return;
           next += everyMs;
@@ -211,20 +234,21 @@ export class Sampler {
             if (fn === this.tickFn) this.stats.overruns += missed;
             next += missed * everyMs;
           }
-          this.timers.push(this.clock.setTimeout(run, next - now));
+          this.timers.set(fn, this.clock.setTimeout(run, next - now));
         });
       };
-      this.timers.push(this.clock.setTimeout(run, first));
+      this.timers.set(fn, this.clock.setTimeout(run, first));
     };
     if (this.opts.discoverIntervalMs > 0) loop(this.discoverFn, this.opts.discoverIntervalMs);
-    if (this.nodeSource) loop(this.nodeFn, this.opts.nodeIntervalMs);
-    loop(this.tickFn, this.intervalMs, 0);
+    if (this.nodeSource) loop(this.nodeFn, this.opts.nodeIntervalMs, 0, true);
+    loop(this.tickFn, this.intervalMs, 0, true);
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    for (const t of this.timers) this.clock.clearTimeout(t);
-    this.timers = [];
+    this.parked.clear();
+    for (const t of this.timers.values()) this.clock.clearTimeout(t);
+    this.timers.clear();
   }
 
   close(): void {
@@ -387,6 +411,7 @@ export class Sampler {
       };
       this.flowsById.set(id, f);
       f.pathReady = this.resolvePath(f);
+      this.wake();
     } else if (key.cookie !== undefined && f.key.cookie === undefined) {
       f.key = key;
     }

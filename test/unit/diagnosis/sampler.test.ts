@@ -158,6 +158,21 @@ describe('loops', () => {
     expect(s.stats.ticks).toBe(ticks);
   });
 
+  it('with no flow to sample only discovery runs; a flow that appears wakes the sampling and node loops', async () => {
+    const { s, flows, node, clock } = setup({ top: 3, rateHz: 20, discoverIntervalMs: 1000, nodeIntervalMs: 500 });
+    s.start();
+    await clock.advance(3000);
+    expect(s.stats.discoveries).toBe(4);
+    expect(s.stats.ticks).toBe(0); // parked: no wake-up at 20 Hz on an idle node
+    expect(node.snaps).toBe(0);
+    flows.flows.set(7, { bytes: 0, watched: true, cookie: '1', sig: SIG.bneck, rate: 1 });
+    await clock.advance(2000); // found by the discovery at t = 4000
+    await s.stop();
+    expect(s.stats.ticks).toBeGreaterThanOrEqual(19);
+    expect(s.stats.ticks).toBeLessThanOrEqual(21);
+    expect(node.snaps).toBeGreaterThanOrEqual(2);
+  });
+
   it('a round that takes longer than the interval counts overruns instead of piling up', async () => {
     const { s, flows, clock } = setup({ top: 0, rateHz: 20 });
     flows.flows.set(5, { bytes: 0, watched: true, cookie: '1', sig: SIG.bneck, rate: 1 });
