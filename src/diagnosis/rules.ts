@@ -19,6 +19,7 @@ import type {
   Status,
   ThreadDelta,
 } from './types';
+import { mssOf, skbBytes } from './classify';
 
 // ---------------------------------------------------------------------------------------------------
 // Thresholds (documented in docs/diagnosis.md, "Thresholds")
@@ -321,9 +322,12 @@ export function localDrops(c: RuleContext): Partial<Record<Hop, number>> {
 /** Non-spurious loss that the drop counters of this host and the peer do not account for. */
 export function lossBeyondHost(c: RuleContext): boolean {
   const loss = lossy(c.tx) || queueLoss(c.tx);
-  if (!loss) return false;
+  if (!loss || !c.tx) return false;
   const dropTotal = Object.values(localDrops(c)).reduce<number>((a, b) => a + (b ?? 0), 0);
-  return dropTotal < 0.5 * lossSegs(c.tx);
+  // Host drop counters count packets as the device saw them: before segmentation (a tap or an OVS port
+  // with offloads) one dropped skb is up to one TSO skb of segments (classify.ts skbBytes()).
+  const segsPerDrop = Math.max(1, Math.floor(skbBytes(c.tx.last) / mssOf(c.tx.last)));
+  return dropTotal * segsPerDrop < 0.5 * lossSegs(c.tx);
 }
 
 /** Hops on this host or the peer that show a standing queue or a saturated CPU. */

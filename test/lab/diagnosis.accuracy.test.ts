@@ -14,7 +14,9 @@ import { B_IP, Condition, CongestionControl, NS_A, NS_B, OVS_UNIXCTL, REPO_ROOT,
 
 const DIST = path.resolve(process.env.FLOWPATH_DIST ?? path.join(REPO_ROOT, 'dist', 'src'));
 const PEER_PORT = 9639;
-const FLOW_SECONDS = 4;
+// The flow outlives the diagnosis by ~2 s: on a loaded machine starting node and the diagnose command
+// can take a second or more, and a flow that ends inside the window leaves too few samples.
+const FLOW_SECONDS = 6;
 const WARMUP_MS = 700;
 const DIAGNOSE_SECONDS = 2.8;
 
