@@ -27,6 +27,8 @@ export interface SocketOwnerFinderOptions {
   rescanMs?: number;
   /** Most symlinks one call reads while scanning. */
   maxLinksPerScan?: number;
+  /** The directory and symlink reads (tests inject failures such as EACCES, which root never sees). */
+  io?: Pick<typeof fs, 'readdirSync' | 'readlinkSync'>;
 }
 
 interface Held {
@@ -49,6 +51,7 @@ export class SocketOwnerFinder {
   linksRead = 0;
   readonly rescanMs: number;
   readonly maxLinksPerScan: number;
+  private readonly io: Pick<typeof fs, 'readdirSync' | 'readlinkSync'>;
 
   constructor(
     private readonly procfs: string,
@@ -56,12 +59,13 @@ export class SocketOwnerFinder {
   ) {
     this.rescanMs = o.rescanMs ?? 5000;
     this.maxLinksPerScan = o.maxLinksPerScan ?? 5000;
+    this.io = o.io ?? fs;
   }
 
   private readlink(pid: number | string, fd: string): string | undefined {
     this.linksRead++;
     try {
-      return fs.readlinkSync(path.join(this.procfs, String(pid), 'fd', fd));
+      return this.io.readlinkSync(path.join(this.procfs, String(pid), 'fd', fd)) as string;
     } catch {
       return undefined;
     }
@@ -100,7 +104,7 @@ export class SocketOwnerFinder {
       if (now - this.scanStartedAt < this.rescanMs && this.lastScanComplete) return;
       let pids: string[];
       try {
-        pids = fs.readdirSync(this.procfs).filter((n) => /^\d+$/.test(n));
+        pids = (this.io.readdirSync(this.procfs) as string[]).filter((n) => /^\d+$/.test(n));
       } catch {
         return;
       }
@@ -114,7 +118,7 @@ export class SocketOwnerFinder {
       const pid = this.pending.pop() as string;
       let fds: string[];
       try {
-        fds = fs.readdirSync(path.join(this.procfs, pid, 'fd'));
+        fds = this.io.readdirSync(path.join(this.procfs, pid, 'fd')) as string[];
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'EACCES' || code === 'EPERM') this.scanDenied++;
