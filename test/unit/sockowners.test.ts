@@ -101,7 +101,7 @@ describe('SocketOwnerFinder', () => {
 
 describe('thread counters', () => {
   it('parses task stat (comm with spaces and parentheses, processor field 39) and schedstat', () => {
-    expect(parseTaskStat(STAT(901, 'iperf3 (x) y', 250, 40, 1))).toEqual({ tid: 901, comm: 'iperf3 (x) y', state: 'R', cpuTicks: 290, processor: 1 });
+    expect(parseTaskStat(STAT(901, 'iperf3 (x) y', 250, 40, 1))).toEqual({ tid: 901, comm: 'iperf3 (x) y', state: 'R', utime: 250, stime: 40, cpuTicks: 290, processor: 1 });
     expect(parseSchedstat('123456789 2000 77\n')).toEqual({ runNs: 123456789, waitNs: 2000 });
     expect(() => parseSchedstat('x y')).toThrow(/expected/);
     expect(() => parseTaskStat('901 iperf3 R')).toThrow(/comm/);

@@ -18,7 +18,10 @@ export interface TaskStat {
   comm: string;
   /** Field 3: R running, S sleeping, D disk sleep, ... */
   state: string;
-  /** utime + stime, USER_HZ ticks. */
+  /** Fields 14 and 15, USER_HZ ticks. */
+  utime: number;
+  stime: number;
+  /** utime + stime. */
   cpuTicks: number;
   /** Field 39: the CPU the task last ran on (undefined on kernels that print fewer fields). */
   processor?: number;
@@ -33,7 +36,10 @@ export interface TaskSample extends TaskStat {
   voluntarySwitches?: number;
 }
 
-/** Parse one /proc/<pid>/task/<tid>/stat line. comm may hold spaces and ")": it ends at the last ")". */
+/**
+ * Parse one /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat line. comm may hold spaces and ")": it ends
+ * at the last ")".
+ */
 export function parseTaskStat(text: string, file = 'stat'): TaskStat {
   const open = text.indexOf('(');
   const close = text.lastIndexOf(')');
@@ -48,7 +54,7 @@ export function parseTaskStat(text: string, file = 'stat'): TaskStat {
   if (!Number.isInteger(tid) || utime === undefined || stime === undefined) {
     throw new ProcParseError(file, 1, `bad tid/utime/stime "${text.slice(0, open).trim()}" "${rest[11]}" "${rest[12]}"`);
   }
-  return { tid, comm: text.slice(open + 1, close), state: rest[0], cpuTicks: utime + stime, processor: num(rest[36]) };
+  return { tid, comm: text.slice(open + 1, close), state: rest[0], utime, stime, cpuTicks: utime + stime, processor: num(rest[36]) };
 }
 
 /** Parse /proc/<pid>/task/<tid>/schedstat: "<run ns> <wait ns> <slices>". */
