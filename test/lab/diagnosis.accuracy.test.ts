@@ -110,7 +110,7 @@ interface Out {
 
 function startPeer(topo: Topo): Promise<ChildProcess> {
   const extra = topo === 'ovs' ? [`--ovs.unixctl=${OVS_UNIXCTL}`] : [];
-  const child = spawn('ip', ['netns', 'exec', NS_B, process.execPath, '-e', PEER_JS, DIST, `${B_IP}:${PEER_PORT}`, '--diagnosis.top=0', ...extra], {
+  const child = spawn('ip', ['netns', 'exec', NS_B, process.execPath, '-e', PEER_JS, DIST, `${B_IP}:${PEER_PORT}`, '--diagnosis.top=0', '--diagnosis.node-interval=0.5s', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new Promise((resolve, reject) => {
