@@ -23,6 +23,7 @@ import {
   FqStats,
   QdiscDump,
   QdiscRecord,
+  consistentQdiscDump,
   dumpQdiscs,
   formatHandle,
   formatParent,
@@ -195,11 +196,7 @@ export function makeQdiscCollector(sources: (log?: Logger) => QdiscSources = liv
       const src = sources(log);
       return {
         async collect(out: Emitter) {
-          let dump = await src.dump();
-          // A dump that raced with a qdisc change may miss or repeat entries: retry once, then give up
-          // rather than export a possibly inconsistent set.
-          if (dump.interrupted) dump = await src.dump();
-          if (dump.interrupted) throw new Error('RTM_GETQDISC dump interrupted twice by concurrent qdisc changes (NLM_F_DUMP_INTR)');
+          const dump = await consistentQdiscDump(() => src.dump());
           const names = await src.devices(config, [...new Set(dump.qdiscs.map((q) => q.ifindex))]);
           emitQdiscs(out, dump.qdiscs, names);
         },

@@ -6,7 +6,7 @@
 //   devices         ./devices.ts (listDevices: the shared rtnetlink link dump)
 //   sysfs           ./sysfs/netdev.ts (readDeviceAttrs, readNetdevQueues)
 //   ethtool         ./netlink/ethtool.ts (EthtoolClient), ./netlink/netdev-genl.ts (NetdevGenlClient)
-//   tc              ./netlink/qdisc.ts (dumpQdiscs)
+//   tc              ./netlink/qdisc.ts (dumpQdiscs, retried once when interrupted, as the qdisc collector)
 //   /proc           ./procfs/{softnet,softirqs,stat,netstat,sysctl,cpuinfo}.ts
 //   OVS             ./ovs/snapshot.ts (OvsReader), ./ovs/internal-ports.ts, ./ovs/vswitchd.ts
 //   routes          ./netlink/route.ts (RouteLookup: which device reaches a peer)
@@ -16,7 +16,7 @@
 import { NetDevice, listDevices } from './devices';
 import { EthtoolClient, EthtoolFeatures, EthtoolRings } from './netlink/ethtool';
 import { NetdevGenlClient, QueueStats } from './netlink/netdev-genl';
-import { QdiscRecord, dumpQdiscs } from './netlink/qdisc';
+import { QdiscRecord, consistentQdiscDump, dumpQdiscs } from './netlink/qdisc';
 import { RouteLookup } from './netlink/route';
 import { NETLINK_ROUTE, NetlinkSocket } from './netlink/socket';
 import { userHz } from './procfs/cpuinfo';
@@ -241,7 +241,8 @@ export class NodeEvidenceReader {
       attemptAsync('devices', () => listDevices(this.o.sysfs)),
       attemptAsync('qdisc', async () => {
         this.rtnl ??= new NetlinkSocket(NETLINK_ROUTE, { timeoutMs: 2000 });
-        return (await dumpQdiscs(this.rtnl)).qdiscs;
+        const rtnl = this.rtnl;
+        return (await consistentQdiscDump(() => dumpQdiscs(rtnl))).qdiscs;
       }),
       this.readOvs(t, errors),
     ]);

@@ -345,3 +345,14 @@ export async function dumpQdiscs(sock: NetlinkSocket): Promise<QdiscDump> {
   });
   return { qdiscs, interrupted: r.interrupted };
 }
+
+/**
+ * A dump that raced with a qdisc change (NLM_F_DUMP_INTR) may miss or repeat entries: retry once, then
+ * fail rather than return a possibly inconsistent set. Used by the qdisc collector and the diagnosis.
+ */
+export async function consistentQdiscDump(dump: () => Promise<QdiscDump>): Promise<QdiscDump> {
+  let d = await dump();
+  if (d.interrupted) d = await dump();
+  if (d.interrupted) throw new Error('RTM_GETQDISC dump interrupted twice by concurrent qdisc changes (NLM_F_DUMP_INTR)');
+  return d;
+}
