@@ -1,7 +1,7 @@
 // The sampler with fake sources and a fake clock: which flows it samples, what it does with closed and
 // reused sockets, the windows it answers for, and its loop timing.
 
-import { DEFAULT_SAMPLER_OPTIONS, Sampler, SamplerOptions, flowId, joinEvidence, parseFlowId } from '../../../src/diagnosis/sampler';
+import { DEFAULT_SAMPLER_OPTIONS, Ring, Sampler, SamplerOptions, flowId, joinEvidence, parseFlowId } from '../../../src/diagnosis/sampler';
 import { totalSeconds } from '../../../src/diagnosis/classify';
 import { REASONS } from '../../../src/diagnosis/types';
 import { nullLogger } from '../../../src/core/log';
@@ -187,5 +187,20 @@ describe('loops', () => {
     await s.stop();
     expect(s.stats.overruns).toBeGreaterThan(0);
     expect(s.stats.ticks).toBeLessThan(15);
+  });
+});
+
+describe('Ring', () => {
+  it('keeps what `keep` accepts relative to the newest entry, across compactions', () => {
+    const r = new Ring<number>((x, newest) => newest - x <= 100);
+    for (let i = 0; i <= 1000; i++) {
+      r.push(i);
+      const all = r.all();
+      expect(all[0]).toBe(Math.max(0, i - 100));
+      expect(all[all.length - 1]).toBe(i);
+      expect(r.length).toBe(all.length);
+      expect(r.last).toBe(i);
+    }
+    expect(r.all()).toEqual(Array.from({ length: 101 }, (_, k) => 900 + k));
   });
 });
