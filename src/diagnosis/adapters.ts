@@ -172,6 +172,10 @@ export class SockDiagFlowSource implements FlowSource {
     this.reader = new FlowReader(opts);
   }
 
+  openedConnections(): number | undefined {
+    return this.reader.openedConnections();
+  }
+
   async discover(): Promise<DiscoveredFlow[]> {
     const out: DiscoveredFlow[] = [];
     await this.reader.discover((v, watched) => {

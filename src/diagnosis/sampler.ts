@@ -24,6 +24,11 @@ export interface DiscoveredFlow {
 export interface FlowSource {
   /** All candidate flows (established TCP), with the watch selector applied. */
   discover(): Promise<DiscoveredFlow[]>;
+  /**
+   * A count that grows whenever a TCP connection is established in the namespace the source reads
+   * (undefined: unknown). Unchanged since a discovery = no new candidate since then.
+   */
+  openedConnections?(): number | undefined;
   /** Exact lookups; null where the socket is gone. `t`/`wallMs` stamp the samples. */
   lookup(keys: readonly FlowKey[], t: number, wallMs: number): Promise<Array<FlowSample | null>>;
   close(): void;
@@ -154,6 +159,8 @@ export interface SamplerStats {
   samplingSeconds: number;
   overruns: number;
   discoveries: number;
+  /** Discoveries skipped: no connection opened since a dump that had nothing to rank. */
+  discoveriesSkipped: number;
   discoverySeconds: number;
   nodeSnapshots: number;
   nodeSeconds: number;
@@ -175,6 +182,7 @@ export class Sampler {
     samplingSeconds: 0,
     overruns: 0,
     discoveries: 0,
+    discoveriesSkipped: 0,
     discoverySeconds: 0,
     nodeSnapshots: 0,
     nodeSeconds: 0,
@@ -315,10 +323,23 @@ export class Sampler {
     }
   }
 
+  /** Opened-connection count at the last dump, when that dump left nothing to rank for the top N. */
+  private quietAtOpens: number | undefined;
+
   /** Find watched and top flows; update the active set. */
   async discover(): Promise<void> {
-    const t0 = process.hrtime.bigint();
     const now = this.clock.now();
+    // A dump walks every socket of the kernel's hash (TIME-WAIT ones too), whatever the filter. When the
+    // last dump found no candidate outside the watched flows (nothing to rank for the top N) and no
+    // connection was established since, a new dump would find the same set: skip it.
+    const opens = this.flowSource.openedConnections?.();
+    if (opens !== undefined && opens === this.quietAtOpens) {
+      this.stats.discoveriesSkipped++;
+      this.expire(now);
+      return;
+    }
+    this.quietAtOpens = undefined;
+    const t0 = process.hrtime.bigint();
     try {
       let found: DiscoveredFlow[];
       try {
@@ -341,6 +362,7 @@ export class Sampler {
       });
       this.prevBytes.clear();
       for (const r of rated) this.prevBytes.set(r.id, r.total);
+      if (opens !== undefined && (this.opts.top === 0 || rated.every((d) => d.watched))) this.quietAtOpens = opens;
       this.lastDiscovered = rated.map(({ key, bytesAcked, bytesReceived, watched, bytesPerSecond }) => ({ key, bytesAcked, bytesReceived, watched, bytesPerSecond }));
 
       for (const d of rated) if (d.watched) this.ensure(d.key, 'watch', now);

@@ -116,3 +116,18 @@ it('a CPU-bound writer is named as the limit; a sleeping one is idle by choice',
     sampler.close();
   }
 }, 30_000);
+
+it('openedConnections counts the connections established in this namespace (Tcp ActiveOpens + PassiveOpens)', async () => {
+  const flows = new SockDiagFlowSource({ watch: '' });
+  try {
+    const before = flows.openedConnections();
+    expect(before).toBeGreaterThanOrEqual(0);
+    const c = net.connect(port, '127.0.0.1');
+    await new Promise<void>((r, j) => c.on('connect', () => r()).on('error', j));
+    c.destroy();
+    // loopback: one active open (the client) and one passive open (the sink); other processes may add more
+    expect((flows.openedConnections() ?? 0) - (before ?? 0)).toBeGreaterThanOrEqual(2);
+  } finally {
+    flows.close();
+  }
+});

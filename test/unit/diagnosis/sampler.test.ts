@@ -173,6 +173,35 @@ describe('loops', () => {
     expect(node.snaps).toBeGreaterThanOrEqual(2);
   });
 
+  it('skips a discovery dump while no connection opened since a dump that had nothing to rank', async () => {
+    const { s, flows } = setup({ top: 3 });
+    let opens = 10;
+    flows.openedConnections = () => opens;
+    await s.discover();
+    await s.discover();
+    expect(s.stats.discoveries).toBe(1); // idle node: nothing found, nothing opened since
+    expect(s.stats.discoveriesSkipped).toBe(1);
+    flows.flows.set(8, { bytes: 1000, watched: false, cookie: '1', sig: SIG.bneck, rate: 1 });
+    opens++;
+    await s.discover();
+    expect(s.flows().map((f) => f.key.localPort)).toEqual([8]); // found as a top flow
+    await s.discover();
+    expect(s.stats.discoveries).toBe(3); // a candidate to rank: every discovery dumps
+    // only watched flows and top = 0: nothing to rank, the watched set cannot change without a new connection
+    const w = setup({ top: 0 });
+    w.flows.openedConnections = () => opens;
+    w.flows.flows.set(9, { bytes: 1000, watched: true, cookie: '1', sig: SIG.bneck, rate: 1 });
+    await w.s.discover();
+    await w.s.discover();
+    expect(w.s.stats.discoveries).toBe(1);
+    expect(w.s.flows().map((f) => f.key.localPort)).toEqual([9]);
+    // without the count every discovery dumps
+    const n = setup({ top: 0 });
+    await n.s.discover();
+    await n.s.discover();
+    expect(n.s.stats.discoveries).toBe(2);
+  });
+
   it('a round that takes longer than the interval counts overruns instead of piling up', async () => {
     const { s, flows, clock } = setup({ top: 0, rateHz: 20 });
     flows.flows.set(5, { bytes: 0, watched: true, cookie: '1', sig: SIG.bneck, rate: 1 });
