@@ -57,7 +57,7 @@ export const T = {
   upcallsPerSecond: 100,
   /** A thread that wanted a CPU (ran + waited runnable) this share of the window is CPU-bound. */
   threadCpuBound: 0.9,
-  /** A thread that waited runnable for a CPU this share of the window is starved of CPU. */
+  /** A CPU-bound thread that waited runnable for a CPU this share of the window is also called starved. */
   threadStarved: 0.2,
   /**
    * A forwarding thread (ovs-vswitchd) that blocked at least this often per second found its queues
@@ -252,9 +252,13 @@ export function busiestThread(f: FlowSummary | undefined, n: NodeSummary | undef
   return ownerOf(f, n)?.threads[0];
 }
 
-/** The thread wanted a CPU (ran or waited runnable) ≥ threadCpuBound, or waited ≥ threadStarved. */
+/**
+ * The thread wanted a CPU (ran or waited runnable) ≥ threadCpuBound of the window. A thread that waited
+ * for a CPU a lot but also slept by itself (demand below that) had nothing to do at those times: its
+ * waits delayed it, but it was not what held the flow (e.g. a rate-limited writer on a loaded node).
+ */
 export function threadCpuBound(th: ThreadDelta | undefined): boolean {
-  return !!th && (th.demand >= T.threadCpuBound || (th.waitShare ?? 0) >= T.threadStarved);
+  return !!th && th.demand >= T.threadCpuBound;
 }
 
 function threadCpuText(th: ThreadDelta, n: NodeSummary | undefined): string {
@@ -485,7 +489,7 @@ export const RULES: readonly Rule[] = [
     title: "The writer is CPU-bound (or starved of CPU) on the sender",
     basis: 'exact',
     decides:
-      'busiest thread of the processes holding the socket (socket inode → /proc/PID/fd): schedstat run + wait ≥ 90% of the window, or wait ≥ 20%; its CPU softirq/irq/steal; share(idle + app + unclassified): time the sender side held the flow',
+      'busiest thread of the processes holding the socket (socket inode → /proc/PID/fd): schedstat run + wait ≥ 90% of the window; its CPU softirq/irq/steal; share(idle + app + unclassified): time the sender side held the flow',
     evaluate({ tx, txNode }) {
       if (!tx || tx.role !== 'sender') return undefined;
       const owner = ownerOf(tx, txNode);
@@ -513,7 +517,7 @@ export const RULES: readonly Rule[] = [
         summary:
           status === 'ok'
             ? `the writer ${writer.comm} ${threadCpuText(writer, txNode)}: ${bound ? `CPU-bound, but the sender side held the flow only ${fmtPct(held)} of the time` : 'not CPU-bound'}`
-            : `the writer ${writer.comm} is ${starved && writer.demand < T.threadCpuBound ? 'starved of CPU' : 'CPU-bound'}: it ${threadCpuText(writer, txNode)}; the sender side held the flow ${fmtPct(held)} of the time (idle ${fmtPct(share(tx, 'idle'))}, nothing unsent ${fmtPct(share(tx, 'app'))}, unclassified ${fmtPct(share(tx, 'unclassified'))})`,
+            : `the writer ${writer.comm} is CPU-bound${starved ? ' and starved of CPU' : ''}: it ${threadCpuText(writer, txNode)}; the sender side held the flow ${fmtPct(held)} of the time (idle ${fmtPct(share(tx, 'idle'))}, nothing unsent ${fmtPct(share(tx, 'app'))}, unclassified ${fmtPct(share(tx, 'unclassified'))})`,
         evidence: flowEvidence(tx, {
           sender_held_pct: pct(held),
           idle_pct: pct(share(tx, 'idle')),
@@ -1074,7 +1078,7 @@ export const RULES: readonly Rule[] = [
     title: 'The reader is CPU-bound (or starved of CPU) on the receiver',
     basis: 'exact',
     decides:
-      "receiver (--peer): busiest thread of the processes holding the socket: schedstat run + wait ≥ 90%, or wait ≥ 20%; limiting when the sender is held by the receive window ≥ 50% and the receive buffer is not below the BDP (then the buffer is the cause: rwnd-limited)",
+      "receiver (--peer): busiest thread of the processes holding the socket: schedstat run + wait ≥ 90%; limiting when the sender is held by the receive window ≥ 50%, the receive queue is at least half full (skmem r ≥ rb/2: data waits for the reader) and the receive buffer is not below the BDP (then the buffer is the cause: rwnd-limited)",
     evaluate({ tx, rx, rxNode }) {
       if (!rx) return undefined;
       const owner = ownerOf(rx, rxNode);
@@ -1093,8 +1097,11 @@ export const RULES: readonly Rule[] = [
       const rw = share(tx, 'rwnd');
       const bdp = tx?.medianDeliveryRate !== undefined && tx.medianRttUs !== undefined ? (tx.medianDeliveryRate * tx.medianRttUs) / 1e6 : undefined;
       const smallBuffer = bdp !== undefined && rx.last.skmem !== undefined && rx.last.skmem.rcvbuf < bdp;
+      // A slow reader leaves the data in the receive queue (r near rb); a full window with an empty queue
+      // is the buffer's size, however busy the reader (rwnd-limited says so).
+      const behind = rx.last.skmem !== undefined && rx.last.skmem.rcvbuf > 0 && rx.last.skmem.rmemAlloc >= 0.5 * rx.last.skmem.rcvbuf;
       let status: Status = 'ok';
-      if (bound && rw >= T.limitingShare && !smallBuffer) status = 'limiting';
+      if (bound && rw >= T.limitingShare && behind && !smallBuffer) status = 'limiting';
       else if (bound) status = 'suspect';
       return {
         status,
@@ -1104,6 +1111,7 @@ export const RULES: readonly Rule[] = [
         evidence: {
           rwnd_pct: tx ? pct(rw) : null,
           reader_cpu_bound: bound,
+          receiver_rmem_alloc_bytes: orNull(rx.last.skmem?.rmemAlloc),
           receiver_rcvbuf_bytes: orNull(rx.last.skmem?.rcvbuf),
           bdp_bytes: bdp === undefined ? null : Math.round(bdp),
           ...threadEvidence('reader', owner, reader, rxNode),

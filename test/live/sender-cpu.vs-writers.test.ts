@@ -103,7 +103,7 @@ it('a CPU-bound writer is named as the limit; a sleeping one is idle by choice',
     const a = check(kSpin, spin.child.pid);
     expect(a.writer?.demand).toBeGreaterThanOrEqual(0.9);
     expect(byRule(a.v, 'sender-cpu')?.status).toBe('limiting');
-    expect(byRule(a.v, 'sender-cpu')?.summary).toMatch(/CPU-bound: it ran \d+(\.\d+)?% of a core on CPU \d+/);
+    expect(byRule(a.v, 'sender-cpu')?.summary).toMatch(/CPU-bound( and starved of CPU)?: it ran \d+(\.\d+)?% of a core on CPU \d+/);
     expect(byRule(a.v, 'app-limited')?.summary).toMatch(/the writer was busy, not idle by choice/);
     expect(a.v.top?.rule).toBe('sender-cpu');
 

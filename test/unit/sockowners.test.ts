@@ -78,6 +78,17 @@ describe('SocketOwnerFinder', () => {
     expect(r).toEqual({ pids: [101] });
   });
 
+  it('a process with many descriptors is read over several calls without starting over', () => {
+    const fds: Record<string, string> = {};
+    for (let i = 0; i < 10; i++) fds[String(i)] = i === 9 ? 'socket:[31]' : '/dev/null';
+    proc({ 500: fds });
+    const f = new SocketOwnerFinder(root, { maxLinksPerScan: 3 });
+    const calls: Array<number[]> = [];
+    for (let t = 0; t < 4; t++) calls.push(f.find([31], t).get(31)?.pids ?? []);
+    expect(calls).toEqual([[], [], [], [500]]);
+    expect(f.linksRead).toBe(10);
+  });
+
   it('without permission the owner is unknown, with the reason — never "no owner"', () => {
     proc({ 100: { 3: 'socket:[1]' }, 200: { 3: 'socket:[2]' } });
     const denied = (p: fs.PathLike) => {

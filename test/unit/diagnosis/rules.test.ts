@@ -87,6 +87,7 @@ const CASES: Record<string, Case[]> = {
       limit: 'cpu',
     },
     { name: 'writer starved: ran 50%, waited runnable 45%', c: { tx: F.cpuBound, txNode: ownerNode([thread(0.5, 0.45)]) }, status: 'limiting', limit: 'cpu' },
+    { name: 'iperf3 -b 100M on a loaded node: ran 5%, waited for a CPU 25%, slept the rest: idle by choice', c: { tx: F.appOwned, txNode: ownerNode([thread(0.05, 0.25)]) }, status: 'ok' },
     { name: 'iperf3 -b 100M: the writer sleeps (4% of a core)', c: { tx: F.appOwned, txNode: ownerNode([thread(0.04, 0)]) }, status: 'ok' },
     { name: 'writer CPU-bound but the flow is held by the path (cwnd): suspect at most', c: { tx: { ...F.bneck, last: { ...F.bneck.last, inode: INODE } }, txNode: ownerNode([thread(0.99, 0)]) }, status: 'ok' },
     { name: 'no permission to read /proc/PID/fd: unknown, never limiting', c: { tx: F.cpuBound, txNode: ownerNode([], {}, { pids: [], unknown: 'no permission to read /proc/PID/fd of 3 processes (EACCES)' }) }, status: 'ok' },
@@ -262,6 +263,12 @@ const CASES: Record<string, Case[]> = {
     {
       name: 'reader CPU-bound but the receive buffer is below the BDP: the buffer is the cause (suspect)',
       c: { tx: { ...F.rwndOwned, medianRttUs: 2000 }, rx: RX.smallBuffer, rxNode: ownerNode([thread(0.97, 0.02)]) },
+      status: 'suspect',
+      limit: 'cpu',
+    },
+    {
+      name: 'reader CPU-bound but its receive queue is empty: the window is the buffer size (suspect)',
+      c: { tx: F.rwndOwned, rx: synthFlow({ cc: 'cubic', inode: INODE, skmem: skmem({ rmemAlloc: 0, rcvbuf: 6291456 }) }, { goodputBps: 0 }), rxNode: ownerNode([thread(0.97, 0.02)]) },
       status: 'suspect',
       limit: 'cpu',
     },
