@@ -33,7 +33,7 @@ import { SocketOwnerFinder } from './procfs/sockowners';
 import type { Logger } from '../core/log';
 import { NetdevAttrs, NetdevQueues, readDeviceAttrs, readNetdevQueues } from './sysfs/netdev';
 
-/** ethtool features and rings are configuration: re-read at most this often. */
+/** ethtool features and rings, sysfs speed/duplex and RPS masks are configuration: re-read at most this often. */
 const CONFIG_TTL_MS = 30000;
 
 export interface NodeRecords {
@@ -112,6 +112,8 @@ export class NodeEvidenceReader {
   private readonly interesting = new Set<string>();
   private ethtool: EthtoolClient | null = null;
   private netdev: NetdevGenlClient | null = null;
+  /** sysfs configuration per device (speed, duplex, RPS masks), re-read after CONFIG_TTL_MS. */
+  private readonly sysfsConfig = new Map<string, { at: number; attrs?: NetdevAttrs; queues?: NetdevQueues }>();
   /** ethtool configuration per device, re-read after CONFIG_TTL_MS (failures too). */
   private readonly config = new Map<string, { at: number; features?: EthtoolFeatures; rings?: EthtoolRings }>();
   private qstatsUnsupported = false;
@@ -252,12 +254,24 @@ export class NodeEvidenceReader {
     const queues = new Map<string, NetdevQueues>();
     await Promise.all(
       [...names].map(async (n) => {
-        const a = await attemptAsync(`sysfs ${n}`, () => readDeviceAttrs(this.o.sysfs, devices?.find((d) => d.name === n) ?? { name: n }));
-        if (a) attrs.set(n, a);
-        const q = await attemptAsync(`sysfs ${n} queues`, () => readNetdevQueues(this.o.sysfs, n));
-        if (q) queues.set(n, q);
+        const dev = devices?.find((d) => d.name === n);
+        // Speed, duplex and the RPS masks are configuration: read from sysfs at most every CONFIG_TTL_MS
+        // (per device and ifindex); the counters come fresh from the link dump every snapshot.
+        const key = `${n}#${dev?.ifindex ?? ''}`;
+        let c = this.sysfsConfig.get(key);
+        if (!c || t - c.at > CONFIG_TTL_MS || !dev?.link?.stats) {
+          const a = await attemptAsync(`sysfs ${n}`, () => readDeviceAttrs(this.o.sysfs, dev ?? { name: n }));
+          const q = await attemptAsync(`sysfs ${n} queues`, () => readNetdevQueues(this.o.sysfs, n));
+          c = { at: t, attrs: a ?? undefined, queues: q ?? undefined };
+          if (dev?.link?.stats) this.sysfsConfig.set(key, c);
+        } else if (c.attrs) {
+          c = { ...c, attrs: { ...c.attrs, stats: dev.link.stats } };
+        }
+        if (c.attrs) attrs.set(n, c.attrs);
+        if (c.queues) queues.set(n, c.queues);
       }),
     );
+    if (this.sysfsConfig.size > 4 * names.size + 16) this.sysfsConfig.clear();
     // ethtool configuration (features, rings) now and then; per-queue qstats (tx-stop) every snapshot.
     // Devices or kernels without them (veth rings, tun, old kernels) simply leave them out.
     const features = new Map<string, EthtoolFeatures>();
