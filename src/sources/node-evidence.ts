@@ -151,6 +151,13 @@ export class NodeEvidenceReader {
   private owners(inodes: readonly number[], t: number): SocketOwnerRecord[] | undefined {
     if (inodes.length === 0) return undefined;
     const out: SocketOwnerRecord[] = [];
+    // One read per process per snapshot, however many of its sockets are sampled.
+    const byPid = new Map<number, TaskSample[]>();
+    const tasksOf = (pid: number): TaskSample[] => {
+      let ts = byPid.get(pid);
+      if (!ts) byPid.set(pid, (ts = readTasks(this.o.procfs, pid, MAX_THREADS)));
+      return ts;
+    };
     for (const [inode, o] of this.ownerFinder.find(inodes, t)) {
       if (o.unknown) {
         if (/permission/.test(o.unknown)) this.warnOnce('owners EACCES', `diagnosis: the processes of a sampled socket are unknown: ${o.unknown}`);
@@ -161,7 +168,7 @@ export class NodeEvidenceReader {
       let unknown: string | undefined;
       for (const pid of o.pids.slice(0, MAX_OWNER_PIDS)) {
         try {
-          tasks.push(...readTasks(this.o.procfs, pid, MAX_THREADS));
+          tasks.push(...tasksOf(pid));
         } catch (e) {
           unknown = `threads of pid ${pid}: ${(e as Error).message}`;
           this.warnOnce(`owner tasks ${(e as { code?: string }).code}`, `diagnosis: ${unknown}`);
