@@ -5,17 +5,23 @@ import { BenchSection, Log, writeResults } from './lib';
 import { benchFlows } from './flows';
 import { benchNode } from './node';
 import { runDiagnosisBench } from './diagnosis';
+import { benchRuntime } from './runtime';
 
 const SECTIONS: BenchSection[] = [
   {
     name: 'flows',
-    description: 'sock_diag dump+decode vs ss -tinH vs the raw dump, and /metrics, at 1k and 10k loopback connections; exporter RSS',
+    description: 'sock_diag dump+decode vs ss -tinH vs the raw dump, and /metrics, at 1k, 10k and 50k loopback connections; series per scrape; exporter RSS per size',
     run: (log) => benchFlows(log),
   },
   {
     name: 'node',
     description: 'node-level collectors vs prometheus-node-exporter, CPU per scrape',
     run: async (log) => ({ result: await benchNode({ log }) }),
+  },
+  {
+    name: 'runtime',
+    description: "what prom-client's default metrics (process_*/nodejs_*) add to a scrape, text and OpenMetrics (budget 1 ms)",
+    run: (log) => benchRuntime(log),
   },
   {
     name: 'diagnosis',

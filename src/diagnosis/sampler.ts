@@ -6,12 +6,14 @@
 // (found by a filtered full dump every --diagnosis.discover-interval), plus flows pinned by the API or
 // the diagnose command. Sources are interfaces so tests drive the sampler with fakes and a fake clock.
 
+import { isIP } from 'net';
 import { FlowClassifier, IntervalResult } from './classify';
 import { HistoryEntry, summarizeFlow, summarizeNode } from './summarize';
 import type { ClassifyContext, DiagnosisInput, FlowKey, FlowSample, NodeSnapshot, PathDevices, ReasonSeconds, SideEvidence, Verdict } from './types';
 import { diagnose } from './verdict';
 import type { Logger } from '../core/log';
 import { StateLogger, nullLogger } from '../core/log';
+import { chooseWithHysteresis } from '../core/ranking';
 
 export interface DiscoveredFlow {
   key: FlowKey;
@@ -103,6 +105,10 @@ export function parseFlowId(s: string): FlowKey | undefined {
   const lp = Number(m[2]);
   const pp = Number(m[4]);
   if (lp > 65535 || pp > 65535) return undefined;
+  // Only addresses a socket can have: "foo:1-bar:2" is no flow (and a lookup of it could not be built).
+  const v4 = (x: string) => isIP(x) === 4 && !x.startsWith('[');
+  const v6 = (x: string) => x.startsWith('[') && isIP(ip(x)) === 6;
+  if (!(v4(m[1]) || v6(m[1])) || !(v4(m[3]) || v6(m[3]))) return undefined;
   return { localIp: ip(m[1]), localPort: lp, peerIp: ip(m[3]), peerPort: pp };
 }
 
@@ -146,6 +152,8 @@ export interface WatchedFlow {
   path?: PathDevices;
   /** Resolves when `path` has been looked up (or the lookup failed). */
   pathReady?: Promise<void>;
+  /** Holds one of the --diagnosis.top places now (kept with hysteresis by the next discovery). */
+  topPlace?: boolean;
   /** Sampler time the flow was last in the top N / pinned until. */
   topUntil: number;
   pinnedUntil: number;
@@ -164,7 +172,8 @@ export interface SamplerStats {
   discoverySeconds: number;
   nodeSnapshots: number;
   nodeSeconds: number;
-  errors: Record<'lookup' | 'discover' | 'node' | 'path', number>;
+  /** tick: a sampling round that failed outside its lookup (e.g. classification). */
+  errors: Record<'lookup' | 'discover' | 'node' | 'path' | 'tick', number>;
 }
 
 export class Sampler {
@@ -186,7 +195,7 @@ export class Sampler {
     discoverySeconds: 0,
     nodeSnapshots: 0,
     nodeSeconds: 0,
-    errors: { lookup: 0, discover: 0, node: 0, path: 0 },
+    errors: { lookup: 0, discover: 0, node: 0, path: 0, tick: 0 },
   };
   /** Most recent discovery (for /api/flows). */
   lastDiscovered: Array<DiscoveredFlow & { bytesPerSecond?: number }> = [];
@@ -232,15 +241,22 @@ export class Sampler {
     this.running = true;
     // The sampling and node loops only run while a flow is sampled: with none they park (no timer
     // wake-ups at the sample rate on an idle node) and ensure() wakes them. Discovery always runs.
-    const loop = (fn: () => Promise<void>, everyMs: number, first = 0, parkable = false) => {
+    const loop = (fn: () => Promise<void>, everyMs: number, stage: keyof SamplerStats['errors'], first = 0, parkable = false) => {
       let next = this.clock.now() + first;
       const run = () => {
         if (!this.running) return;
         if (parkable && !this.hasActive()) {
-          this.parked.set(fn, () => loop(fn, everyMs, 0, true));
+          this.parked.set(fn, () => loop(fn, everyMs, stage, 0, true));
           return;
         }
-        void fn().finally(() => {
+        // A round that throws outside its own error handling is counted and logged, and the loop goes on.
+        let round: Promise<void>;
+        try {
+          round = fn();
+        } catch (e) {
+          round = Promise.reject(e);
+        }
+        void round.catch((e: unknown) => this.unexpected(stage, e)).then(() => {
           if (!this.running) return;
           next += everyMs;
           const now = this.clock.now();
@@ -251,13 +267,20 @@ export class Sampler {
             next += missed * everyMs;
           }
           this.timers.set(fn, this.clock.setTimeout(run, next - now));
-        });
+        }).catch((e: unknown) => this.unexpected(stage, e));
       };
       this.timers.set(fn, this.clock.setTimeout(run, first));
     };
-    if (this.opts.discoverIntervalMs > 0) loop(this.discoverFn, this.opts.discoverIntervalMs);
-    if (this.nodeSource) loop(this.nodeFn, this.opts.nodeIntervalMs, 0, true);
-    loop(this.tickFn, this.intervalMs, 0, true);
+    if (this.opts.discoverIntervalMs > 0) loop(this.discoverFn, this.opts.discoverIntervalMs, 'discover');
+    if (this.nodeSource) loop(this.nodeFn, this.opts.nodeIntervalMs, 'node', 0, true);
+    loop(this.tickFn, this.intervalMs, 'tick', 0, true);
+  }
+
+  /** An error no stage handled: counted under its stage (flowpath_diagnosis_errors_total) and logged. */
+  private unexpected(stage: keyof SamplerStats['errors'], e: unknown): void {
+    this.stats.errors[stage]++;
+    this.lastError[stage] = e instanceof Error ? e.message : String(e);
+    this.log.error('diagnosis sampler round failed', { stage, err: this.lastError[stage] });
   }
 
   async stop(): Promise<void> {
@@ -366,13 +389,24 @@ export class Sampler {
       this.lastDiscovered = rated.map(({ key, bytesAcked, bytesReceived, watched, bytesPerSecond }) => ({ key, bytesAcked, bytesReceived, watched, bytesPerSecond }));
 
       for (const d of rated) if (d.watched) this.ensure(d.key, 'watch', now);
-      const top = rated
-        .filter((d) => !d.watched && (d.bytesPerSecond ?? 0) > 0)
-        .sort((a, b) => (b.bytesPerSecond ?? 0) - (a.bytesPerSecond ?? 0))
-        .slice(0, this.opts.top);
+      // The top N with hysteresis (core/ranking.ts): among many similar flows the choice stays put.
+      const placed = (d: (typeof rated)[number]) => {
+        const f = this.flowsById.get(flowId(d.key));
+        return f?.topPlace === true && f.goneAt === undefined && f.key.cookie === d.key.cookie;
+      };
+      const top = chooseWithHysteresis(
+        rated.filter((d) => !d.watched && d.bytesPerSecond > 0).sort((a, b) => b.bytesPerSecond - a.bytesPerSecond),
+        (d) => d.bytesPerSecond,
+        placed,
+        this.opts.top,
+      );
+      for (const f of this.flowsById.values()) f.topPlace = false;
       for (const d of top) {
         const f = this.ensure(d.key, 'top', now);
-        if (f) f.topUntil = now + this.opts.topHoldMs;
+        if (f) {
+          f.topUntil = now + this.opts.topHoldMs;
+          f.topPlace = true;
+        }
       }
       // A socket that reappears with a new cookie on the same 4-tuple is a new flow.
       for (const f of this.flowsById.values()) {

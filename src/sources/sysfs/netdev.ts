@@ -1,4 +1,4 @@
-// Network device attributes from /sys/class/net/DEV (net/core/net-sysfs.c), kernel-interfaces.md §8.5–8.6.
+// Network device attributes from /sys/class/net/DEV (net/core/net-sysfs.c), docs/kernel-sources.md §8.5.
 //
 // Pure parsers first (text → values), then the readers at the edge. Absent attributes are undefined, never
 // 0: a file that does not exist (older kernel, no such feature), or that the kernel refuses to read in the
@@ -86,7 +86,9 @@ export function parseCpuList(text: string, file: string): number[] {
     if (!m) throw new SysfsFormatError(file, `not a CPU list: ${JSON.stringify(t.slice(0, 60))}`);
     const a = Number(m[1]);
     const b = m[2] === undefined ? a : Number(m[2]);
-    if (b < a || b - a > 65536) throw new SysfsFormatError(file, `bad CPU range ${part}`);
+    // Bounded in total, not per range ("0-65535,0-65535,..." in one page would be millions of CPUs), and
+    // in value (past 2^53, c + 1 === c and the loop would never end).
+    if (b < a || b >= 65536 || out.length + (b - a) >= 65536) throw new SysfsFormatError(file, `bad CPU range ${part}`);
     for (let c = a; c <= b; c++) out.push(c);
   }
   return out;
@@ -420,7 +422,7 @@ const PCI_BDF_RE = /^[0-9a-f]{4,}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
 
 /**
  * The bus device that owns a network device's interrupts and its MSI/MSI-X vectors (msi_irqs/, one entry
- * per vector), kernel-interfaces.md §8.4. Starts at the realpath of DEV/device; if that is not itself a
+ * per vector), docs/kernel-sources.md §8.4. Starts at the realpath of DEV/device; if that is not itself a
  * PCI function (virtio: virtioN), walks up to the nearest PCI function and stops there, so the MSI vectors
  * of an upstream bridge or root port are never attributed to the NIC. undefined for devices without a bus
  * device (virtual devices); msiIrqs is empty for legacy INTx or platform devices.
