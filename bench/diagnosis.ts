@@ -1,15 +1,17 @@
-// "diagnosis" bench: what the diagnosis sampler costs at --diagnosis.sample-rate (default 20 Hz).
+// "diagnosis" bench: what the diagnosis sampler costs, in the same run:
+//   - idle: the sampler as the exporter runs it (discovery every 2 s, node evidence every 1 s, ticks at
+//     --diagnosis.sample-rate) on a node with no flow to sample (the discovery selector matches nothing);
+//   - N watched flows (default 10) at 20 Hz: a child process runs N loopback TCP flows (127.0.0.1; each
+//     writes 64 KiB every 10 ms, ~50 Mbit/s, alive and changing without saturating a CPU) and the
+//     sampler, with --diagnosis.watch selecting them, samples them with exact sock_diag lookups (one
+//     datagram per round), reads node evidence every second, no OVS.
+// Each phase's CPU is this process's CPU (process.cpuUsage) minus the same process doing nothing for the
+// same time (the baseline), as a share of one core. The phases are repeated (--repeat, default 3) and
+// interleaved with baselines, so a machine shared with other jobs shows up as the spread (min..max)
+// instead of biasing one phase. Also reported: wall time per sampling round (median, p99), rounds,
+// lookups, overruns, and where the sampler's own time went (rounds, discovery, node evidence).
 //
-// A child process runs N loopback TCP flows (127.0.0.1 only; each writes 64 KiB every 10 ms, ~50 Mbit/s,
-// so the flows are alive and changing without saturating a CPU). This process then runs the sampler with
-// the live sources (exact sock_diag lookups of the N flows in one datagram per round, node evidence every
-// second, no OVS) for D seconds, and reports:
-//   - CPU of this process while sampling minus its CPU while idle for the same time (process.cpuUsage),
-//     as a share of one core;
-//   - wall time per sampling round (median, p99) from the sampler's own accounting;
-//   - rounds, lookups and overruns.
-//
-// Run: npm run build && node dist/bench/diagnosis.js [--flows N] [--seconds D] [--rate HZ]
+// Run: npm run build && node dist/bench/diagnosis.js [--flows N] [--seconds D] [--rate HZ] [--repeat R]
 
 import { ChildProcess, spawn } from 'child_process';
 import { LiveNodeSource, SockDiagFlowSource } from '../src/diagnosis/adapters';
@@ -19,21 +21,33 @@ export interface DiagnosisBenchOptions {
   flows?: number;
   seconds?: number;
   rateHz?: number;
+  repeat?: number;
   log?: (line: string) => void;
+}
+
+export interface PhaseResult {
+  /** CPU above the baseline, share of one core, per repetition. */
+  cpuShare: number[];
+  median: number;
+  min: number;
+  max: number;
 }
 
 export interface DiagnosisBenchResult {
   flows: number;
   rateHz: number;
   seconds: number;
-  ticks: number;
-  lookups: number;
-  overruns: number;
-  /** CPU of the sampling process above its idle baseline, share of one core. */
-  cpuShare: number;
-  idleCpuShare: number;
-  tickWallMs: { median: number; p99: number };
-  samplingShare: number;
+  repeat: number;
+  baselineCpuShare: number[];
+  idle: PhaseResult & { discoveries: number; discoverySeconds: number; ticks: number };
+  sampling: PhaseResult & {
+    ticks: number;
+    lookups: number;
+    overruns: number;
+    tickWallMs: { median: number; p99: number };
+    /** Sampler time per phase second, by part (share of one core). */
+    parts: { rounds: number; discovery: number; node: number };
+  };
 }
 
 const FLOWS_JS = `
@@ -62,10 +76,34 @@ function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 }
 
+function cpuSeconds(from: NodeJS.CpuUsage): number {
+  const u = process.cpuUsage(from);
+  return (u.user + u.system) / 1e6;
+}
+
+async function measure(seconds: number, run?: () => Promise<() => Promise<void>>): Promise<number> {
+  const stop = run ? await run() : undefined;
+  const c0 = process.cpuUsage();
+  const w0 = performance.now();
+  await sleep(seconds * 1000);
+  const used = cpuSeconds(c0);
+  const wall = (performance.now() - w0) / 1000;
+  if (stop) await stop();
+  return used / wall;
+}
+
+function phase(xs: number[]): PhaseResult {
+  const s = [...xs].sort((a, b) => a - b);
+  return { cpuShare: xs, median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1] };
+}
+
+const pctOf = (x: number) => `${(100 * x).toFixed(2)}%`;
+
 export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<DiagnosisBenchResult> {
-  const nFlows = o.flows ?? 1;
+  const nFlows = o.flows ?? 10;
   const seconds = o.seconds ?? 10;
   const rateHz = o.rateHz ?? 20;
+  const repeat = o.repeat ?? 3;
   const log = o.log ?? ((l: string) => console.log(l));
   const child: ChildProcess = spawn(process.execPath, ['-e', FLOWS_JS, String(nFlows)], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
@@ -78,54 +116,89 @@ export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<
       });
       child.on('exit', (c) => reject(new Error(`flow generator exited (${c})`)));
     });
-    const flows = new SockDiagFlowSource({ watch: `sport = ${port} or dport = ${port}` });
-    const node = new LiveNodeSource({ procfs: '/proc', sysfs: '/sys', ovs: null, ovsIntervalMs: 1000 });
-    const sampler = new Sampler(
-      { ...DEFAULT_SAMPLER_OPTIONS, rateHz, top: 0, maxFlows: 4 * nFlows + 8, discoverIntervalMs: 0, nodeIntervalMs: 1000 },
-      flows,
-      node,
-    );
-    // Pin the client ends (the server ends are the same flows seen from the other side).
-    for (const d of await flows.discover()) if (d.watched && d.key.peerPort === port) sampler.pin(d.key, seconds + 60);
-
-    // Baseline: this process idle for the same time.
-    const i0 = process.cpuUsage();
-    await sleep(seconds * 1000);
-    const idle = process.cpuUsage(i0);
-    const idleShare = (idle.user + idle.system) / 1e6 / seconds;
-
+    const baseline: number[] = [];
+    const idle: number[] = [];
+    const sampling: number[] = [];
+    const idleStats = { discoveries: 0, discoverySeconds: 0, ticks: 0 };
+    const st = { ticks: 0, lookups: 0, overruns: 0, rounds: 0, discovery: 0, node: 0, seconds: 0 };
     const tickTimes: number[] = [];
-    const origTick = sampler.tick.bind(sampler);
-    sampler.tick = async () => {
-      const t = process.hrtime.bigint();
-      await origTick();
-      tickTimes.push(Number(process.hrtime.bigint() - t) / 1e6);
-    };
-    const c0 = process.cpuUsage();
-    const w0 = performance.now();
-    sampler.start();
-    await sleep(seconds * 1000);
-    await sampler.stop();
-    const used = process.cpuUsage(c0);
-    const wall = (performance.now() - w0) / 1000;
-    sampler.close();
-    const st = sampler.stats;
+    let flowsSampled = 0;
+    for (let r = 0; r < repeat; r++) {
+      baseline.push(await measure(seconds));
+      // The idle exporter: the default loops; discovery finds nothing (a port nobody uses).
+      let idleSampler: Sampler | undefined;
+      idle.push(
+        await measure(seconds, async () => {
+          const flows = new SockDiagFlowSource({ watch: '', candidates: `state established and sport = 1 and dport = 1` });
+          const node = new LiveNodeSource({ procfs: '/proc', sysfs: '/sys', ovs: null, ovsIntervalMs: 1000 });
+          idleSampler = new Sampler({ ...DEFAULT_SAMPLER_OPTIONS, rateHz }, flows, node);
+          idleSampler.start();
+          return async () => idleSampler?.close();
+        }),
+      );
+      if (idleSampler) {
+        idleStats.discoveries += idleSampler.stats.discoveries;
+        idleStats.discoverySeconds += idleSampler.stats.discoverySeconds;
+        idleStats.ticks += idleSampler.stats.ticks;
+      }
+      // N watched flows: discovery finds them (the client ends), the sampler polls them at rateHz.
+      let sampler: Sampler | undefined;
+      sampling.push(
+        await measure(seconds, async () => {
+          const flows = new SockDiagFlowSource({ watch: `dport = ${port}`, candidates: `state established and dport = ${port}` });
+          const node = new LiveNodeSource({ procfs: '/proc', sysfs: '/sys', ovs: null, ovsIntervalMs: 1000 });
+          sampler = new Sampler({ ...DEFAULT_SAMPLER_OPTIONS, rateHz, top: 0, maxFlows: 4 * nFlows + 8 }, flows, node);
+          await sampler.discover(); // the flows are there from the start, as on a node that has them
+          const s = sampler;
+          const origTick = s.tick.bind(s);
+          s.tick = async () => {
+            const t = process.hrtime.bigint();
+            await origTick();
+            tickTimes.push(Number(process.hrtime.bigint() - t) / 1e6);
+          };
+          s.start();
+          return async () => s.close();
+        }),
+      );
+      if (sampler) {
+        const x = sampler.stats;
+        flowsSampled = sampler.flows().length;
+        st.ticks += x.ticks;
+        st.lookups += x.lookups;
+        st.overruns += x.overruns;
+        st.rounds += x.samplingSeconds;
+        st.discovery += x.discoverySeconds;
+        st.node += x.nodeSeconds;
+        st.seconds += seconds;
+      }
+    }
+    const base = phase(baseline);
+    const above = (xs: number[]) => xs.map((x, i) => x - baseline[i]);
     const res: DiagnosisBenchResult = {
-      flows: sampler.flows().length,
+      flows: flowsSampled,
       rateHz,
-      seconds: wall,
-      ticks: st.ticks,
-      lookups: st.lookups,
-      overruns: st.overruns,
-      cpuShare: (used.user + used.system) / 1e6 / wall - idleShare,
-      idleCpuShare: idleShare,
-      tickWallMs: { median: quantile(tickTimes, 0.5), p99: quantile(tickTimes, 0.99) },
-      samplingShare: st.samplingSeconds / wall,
+      seconds,
+      repeat,
+      baselineCpuShare: baseline,
+      idle: { ...phase(above(idle)), ...idleStats },
+      sampling: {
+        ...phase(above(sampling)),
+        ticks: st.ticks,
+        lookups: st.lookups,
+        overruns: st.overruns,
+        tickWallMs: { median: quantile(tickTimes, 0.5), p99: quantile(tickTimes, 0.99) },
+        parts: { rounds: st.rounds / st.seconds, discovery: st.discovery / st.seconds, node: st.node / st.seconds },
+      },
     };
+    log(`baseline (this process doing nothing): ${baseline.map(pctOf).join(', ')} of a core (${repeat} × ${seconds} s)`);
     log(
-      `diagnosis sampler: ${res.flows} flow(s) at ${rateHz} Hz for ${wall.toFixed(1)} s: ${res.ticks} rounds, ${res.lookups} lookups, ${res.overruns} overruns; ` +
-        `CPU ${(100 * res.cpuShare).toFixed(2)}% of a core above idle (${(100 * idleShare).toFixed(2)}%); ` +
-        `round wall time median ${res.tickWallMs.median.toFixed(3)} ms, p99 ${res.tickWallMs.p99.toFixed(3)} ms`,
+      `idle exporter (no flows; discovery every ${DEFAULT_SAMPLER_OPTIONS.discoverIntervalMs / 1000} s): ${pctOf(res.idle.median)} of a core above baseline ` +
+        `(min ${pctOf(res.idle.min)}, max ${pctOf(res.idle.max)}); ${idleStats.ticks} sampling rounds, ${idleStats.discoveries} discoveries (${((1000 * idleStats.discoverySeconds) / Math.max(1, idleStats.discoveries)).toFixed(2)} ms each)`,
+    );
+    log(
+      `${res.flows} watched flow(s) at ${rateHz} Hz: ${pctOf(res.sampling.median)} of a core above baseline (min ${pctOf(res.sampling.min)}, max ${pctOf(res.sampling.max)}); ` +
+        `${st.ticks} rounds, ${st.lookups} lookups, ${st.overruns} overruns; round wall time median ${res.sampling.tickWallMs.median.toFixed(3)} ms, p99 ${res.sampling.tickWallMs.p99.toFixed(3)} ms; ` +
+        `sampler wall time: rounds ${pctOf(res.sampling.parts.rounds)}, discovery ${pctOf(res.sampling.parts.discovery)}, node evidence ${pctOf(res.sampling.parts.node)}`,
     );
     return res;
   } finally {
@@ -138,7 +211,7 @@ if (require.main === module) {
     const i = process.argv.indexOf(`--${name}`);
     return i >= 0 ? Number(process.argv[i + 1]) : def;
   };
-  runDiagnosisBench({ flows: arg('flows', 1), seconds: arg('seconds', 10), rateHz: arg('rate', 20) }).catch((e) => {
+  runDiagnosisBench({ flows: arg('flows', 10), seconds: arg('seconds', 10), rateHz: arg('rate', 20), repeat: arg('repeat', 3) }).catch((e) => {
     console.error(e);
     process.exitCode = 1;
   });

@@ -25,7 +25,7 @@ const SECTIONS: BenchSection[] = [
   },
   {
     name: 'diagnosis',
-    description: 'diagnosis sampler cost at 20 Hz',
+    description: 'diagnosis sampler cost: idle exporter (no flows) and 10 watched flows at 20 Hz, above a baseline, repeated',
     run: async (log) => ({ result: await runDiagnosisBench({ log }) }),
   },
 ];

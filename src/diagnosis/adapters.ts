@@ -25,9 +25,11 @@ import type {
   FlowSample,
   NodeSnapshot,
   OvsEvidence,
+  OwnerSnapshot,
   PathDevices,
   QdiscSnapshot,
   SkMem,
+  TaskSnapshot,
 } from './types';
 import type { DiscoveredFlow, FlowSource, NodeSource } from './sampler';
 import type { EthtoolFeatures, EthtoolRings } from '../sources/netlink/ethtool';
@@ -50,6 +52,7 @@ function sampleFrom(get: TcpInfoReader, extra: {
   wqueue?: number;
   rqueue?: number;
   timer?: number;
+  inode?: number;
   skmem?: SkMem;
   bbr?: FlowSample['bbr'];
   state?: number;
@@ -96,6 +99,7 @@ function sampleFrom(get: TcpInfoReader, extra: {
     wqueue: extra.wqueue,
     rqueue: extra.rqueue,
     timer: extra.timer,
+    inode: extra.inode,
     skmem: extra.skmem,
     bbr: extra.bbr,
   };
@@ -127,6 +131,7 @@ export function flowSampleFromView(v: SockView, t: number, wallMs?: number): Flo
     wqueue: v.wqueue,
     rqueue: v.rqueue,
     timer: v.timer,
+    inode: v.inode || undefined,
     skmem: skmemOf((i) => v.skmem(i)),
     bbr: v.hasBbr ? { bw: v.bbrBw() as number, minRtt: v.bbrMinRtt() as number, pacingGain: v.bbrPacingGain() as number, cwndGain: v.bbrCwndGain() as number } : undefined,
   });
@@ -144,6 +149,7 @@ export function flowSampleFromRecord(r: SockRecord, t: number, wallMs?: number):
     wqueue: r.wqueue,
     rqueue: r.rqueue,
     timer: r.timer,
+    inode: r.inode || undefined,
     skmem: sk ? skmemOf((i) => sk[(Object.keys(SKMEM) as Array<keyof typeof SKMEM>).find((k) => SKMEM[k] === i) as keyof typeof SKMEM]) : undefined,
     bbr: r.bbr,
   });
@@ -164,6 +170,10 @@ export class SockDiagFlowSource implements FlowSource {
 
   constructor(opts: SockDiagFlowSourceOptions) {
     this.reader = new FlowReader(opts);
+  }
+
+  openedConnections(): number | undefined {
+    return this.reader.openedConnections();
   }
 
   async discover(): Promise<DiscoveredFlow[]> {
@@ -213,6 +223,8 @@ export interface NodeParts {
   ovs?: OvsEvidence;
   ovsInternal?: ReadonlySet<string>;
   userHz?: number;
+  /** Processes holding the sampled sockets, and their threads. */
+  owners?: OwnerSnapshot[];
   errors?: string[];
 }
 
@@ -315,6 +327,8 @@ export function buildNodeSnapshot(p: NodeParts): NodeSnapshot {
     c.totalTicks = tk.slice(0, 8).reduce((a, b) => a + b, 0);
     c.softirqTicks = tk[6];
     c.idleTicks = (tk[3] ?? 0) + (tk[4] ?? 0);
+    c.irqTicks = tk[5];
+    c.stealTicks = tk[7];
   }
   const tcpExt: Record<string, number> = {};
   for (const [k, v] of p.netstat?.get('TcpExt') ?? []) tcpExt[k] = v;
@@ -328,12 +342,13 @@ export function buildNodeSnapshot(p: NodeParts): NodeSnapshot {
     tcpExt: p.netstat ? tcpExt : undefined,
     sysctl: p.sysctl,
     userHz: p.userHz,
+    owners: p.owners,
     errors: p.errors ?? [],
   };
 }
 
 /** The OVS collector's snapshot → the numbers the rules read. */
-export function ovsEvidenceOf(s: OvsSourceSnapshot, vswitchdCpuSeconds?: number): OvsEvidence | undefined {
+export function ovsEvidenceOf(s: OvsSourceSnapshot, vswitchdCpuSeconds?: number, vswitchdTasks?: TaskSnapshot[]): OvsEvidence | undefined {
   const u = s.unixctl;
   if (!u.up && !s.kernel.state) return undefined;
   const datapaths = (u.datapaths ?? []).map((d) => ({ name: d.name, type: d.type, hit: d.hit, missed: d.missed, lost: d.lost, flows: d.flows }));
@@ -350,7 +365,7 @@ export function ovsEvidenceOf(s: OvsSourceSnapshot, vswitchdCpuSeconds?: number)
   );
   const lost = (u.pmd ?? []).reduce<number | undefined>((a, t) => (t.lostUpcalls === undefined ? a : (a ?? 0) + t.lostUpcalls), undefined);
   const ok = (u.pmd ?? []).reduce<number | undefined>((a, t) => (t.upcalls === undefined ? a : (a ?? 0) + t.upcalls), undefined);
-  return { datapaths, ports, upcallSuccess: ok, upcallFailed: lost, vswitchdCpuSeconds };
+  return { datapaths, ports, upcallSuccess: ok, upcallFailed: lost, vswitchdCpuSeconds, vswitchdTasks };
 }
 
 /**
@@ -410,12 +425,12 @@ export class LiveNodeSource implements NodeSource {
     this.reader = new NodeEvidenceReader({ ...o, sysctls: DIAGNOSIS_SYSCTLS });
   }
 
-  async snapshot(t: number): Promise<NodeSnapshot> {
-    const r = await this.reader.read(t);
+  async snapshot(t: number, inodes: readonly number[] = []): Promise<NodeSnapshot> {
+    const r = await this.reader.read(t, inodes);
     return buildNodeSnapshot({
       ...r,
       t,
-      ovs: r.ovs ? ovsEvidenceOf(r.ovs, r.vswitchdCpuSeconds) : undefined,
+      ovs: r.ovs ? ovsEvidenceOf(r.ovs, r.vswitchdCpuSeconds, r.vswitchdTasks) : undefined,
     });
   }
 

@@ -24,6 +24,13 @@ export const TSQ_SHARE = 0.75;
 export const DEFAULT_LIMIT_OUTPUT_BYTES = 4 * 1024 * 1024;
 /** Overhead of an skb besides its payload (sk_buff + skb_shared_info, rounded), for truesize. */
 export const SKB_OVERHEAD = 1024;
+/**
+ * An interval's pacing time is accepted while the bytes sent over it reach this share of what the pacing
+ * rate allows (pacing_rate × pacing-held time). The pacing rate is read at the two ends of the interval
+ * only; BBR cycles its pacing gain between 0.75 and 1.25 within a round trip, so a rate read at the 1.25
+ * phase overstates the average by up to 1/0.8.
+ */
+export const PACING_NEAR = 0.8;
 /** net.ipv4.tcp_min_tso_segs default. */
 export const MIN_TSO_SEGS = 2;
 /** GSO size limit of one TCP skb (gso_max_size default). */
@@ -79,10 +86,8 @@ export function pacingCapped(s: FlowSample): boolean {
  * follows tcp_tso_autosize(): about 1 ms of data at the pacing rate, at least 2 MSS, at most 64 KiB.
  */
 export function tsqLimit(s: FlowSample, ctx: ClassifyContext = {}): number {
-  const mss = mssOf(s);
   const perMs = (s.pacingRate ?? 0) / 2 ** PACING_SHIFT;
-  const skbBytes = Math.min(GSO_MAX, Math.max(2 * mss, perMs));
-  let limit = Math.max(2 * (skbBytes + SKB_OVERHEAD), perMs);
+  let limit = Math.max(2 * (skbBytes(s) + SKB_OVERHEAD), perMs);
   if (!pacingEnforced(s, ctx)) limit = Math.min(limit, ctx.tcpLimitOutputBytes ?? DEFAULT_LIMIT_OUTPUT_BYTES);
   return limit;
 }
@@ -125,6 +130,35 @@ export function sampleIdle(s: FlowSample): boolean {
   return (s.notsentBytes ?? 0) === 0 && (s.unacked ?? 0) === 0 && (s.wqueue ?? 0) === 0;
 }
 
+/**
+ * Bytes one transmission (one TSO/GSO skb) carries at this pacing rate: tcp_tso_autosize() sizes it to
+ * about 1 ms of data (pacing_rate >> sk_pacing_shift), 2 MSS .. 64 KiB.
+ */
+export function skbBytes(s: FlowSample): number {
+  return Math.min(GSO_MAX, Math.max(2 * mssOf(s), (s.pacingRate ?? 0) / 2 ** PACING_SHIFT));
+}
+
+/**
+ * The most time of an interval that pacing can have held a flow, in seconds (Infinity when the sample
+ * lacks what the bound needs: bytes_sent or the pacing rate).
+ *
+ * How the kernel paces: after every skb, tcp_update_skb_after_send() moves the socket's departure clock
+ * tcp_wstamp_ns forward by len / pacing_rate (internal pacing: tcp_pacing_check() arms an hrtimer while
+ * tcp_wstamp_ns is in the future), and sch_fq moves the flow's time_next_packet forward the same way. A
+ * departure clock that fell behind is not credited (it is moved up to "now"), so pacing can only delay
+ * the next skb by the time the bytes already sent have "bought" at the pacing rate. Over an interval,
+ * pacing therefore holds the flow for at most Δbytes_sent / pacing_rate, plus the wait for one skb that
+ * was due across the interval start. The rate is the lower of the two samples' pacing rates (a longer
+ * bound), divided by PACING_NEAR for BBR's gain cycling between the samples.
+ */
+export function pacingBound(prev: FlowSample, cur: FlowSample): number {
+  const rates = [prev.pacingRate, cur.pacingRate].filter((r): r is number => r !== undefined && r > 0);
+  if (prev.bytesSent === undefined || cur.bytesSent === undefined || rates.length === 0) return Infinity;
+  const rate = Math.min(...rates);
+  const sent = Math.max(0, cur.bytesSent - prev.bytesSent);
+  return (sent + skbBytes(cur)) / (PACING_NEAR * rate);
+}
+
 export interface Carry {
   busy: number;
   rwnd: number;
@@ -140,6 +174,11 @@ export interface IntervalResult {
   carry: Carry;
   /** True when the chronographs were used (kernel ≥ 4.10). */
   chrono: boolean;
+  /**
+   * Seconds the sampled state called pacing / pacing_capped but the bytes sent over the interval could
+   * not have been held by the pacing rate (pacingBound()): counted as unclassified instead.
+   */
+  pacingRejected: number;
 }
 
 const US = 1e-6;
@@ -169,8 +208,8 @@ export function classifyInterval(
   if (dBusy === undefined || dt === 0) {
     // No chronographs (kernel < 4.10): the whole interval is sampled.
     const r: Reason = sampleIdle(cur) ? 'idle' : state;
-    reasons[r] = dt;
-    return { seconds: dt, reasons, exact, state, carry: { busy: 0, rwnd: 0, sndbuf: 0 }, chrono: false };
+    const rejected = assignSampled(reasons, r, dt, prev, cur);
+    return { seconds: dt, reasons, exact, state, carry: { busy: 0, rwnd: 0, sndbuf: 0 }, chrono: false, pacingRejected: rejected };
   }
   const maxCarry = Math.max(dt, 0.05);
   const busyAvail = dBusy + carry.busy;
@@ -187,7 +226,7 @@ export function classifyInterval(
   exact.idle = idle;
   exact.rwnd = rwnd;
   exact.sndbuf = sndbuf;
-  reasons[state] += other;
+  const rejected = assignSampled(reasons, state, other, prev, cur);
   return {
     seconds: dt,
     reasons,
@@ -199,7 +238,24 @@ export function classifyInterval(
       sndbuf: Math.min(maxCarry, sndAvail - sndbuf),
     },
     chrono: true,
+    pacingRejected: rejected,
   };
+}
+
+/**
+ * Put `seconds` of sampled time on `state`; pacing states keep only what pacingBound() allows and the
+ * rest goes to unclassified (the sender had room and pacing did not hold it: it did not run, or the
+ * state changed between samples). Returns the seconds moved.
+ */
+function assignSampled(reasons: ReasonSeconds, state: Reason, seconds: number, prev: FlowSample, cur: FlowSample): number {
+  if (state !== 'pacing' && state !== 'pacing_capped') {
+    reasons[state] += seconds;
+    return 0;
+  }
+  const held = Math.min(seconds, pacingBound(prev, cur));
+  reasons[state] += held;
+  reasons.unclassified += seconds - held;
+  return seconds - held;
 }
 
 export function addReasons(into: ReasonSeconds, r: ReasonSeconds): void {
@@ -219,6 +275,8 @@ export function totalSeconds(r: ReasonSeconds): number {
 export class FlowClassifier {
   readonly total: ReasonSeconds = zeroReasons();
   readonly totalExact: ReasonSeconds = zeroReasons();
+  /** Seconds moved from pacing to unclassified by the rate check (IntervalResult.pacingRejected). */
+  pacingRejected = 0;
   private prev: FlowSample | undefined;
   private carry: Carry = { busy: 0, rwnd: 0, sndbuf: 0 };
 
@@ -243,6 +301,7 @@ export class FlowClassifier {
     this.carry = r.carry;
     addReasons(this.total, r.reasons);
     addReasons(this.totalExact, r.exact);
+    this.pacingRejected += r.pacingRejected;
     return r;
   }
 }

@@ -101,7 +101,7 @@ export async function runDiagnose(config: Config, io: CliIO, deps: DiagnoseDeps 
     const ovs = new OvsReader(ovsReaderOptions(config, nullLogger));
     // Node evidence twice a second so that a short run still has a start and an end.
     const nodeMs = Math.min(1000, Math.max(200, (duration * 1000) / 8));
-    const node = new LiveNodeSource({ procfs: config.get(procfsFlag), sysfs: config.get(sysfsFlag), ovs, ovsIntervalMs: nodeMs });
+    const node = new LiveNodeSource({ procfs: config.get(procfsFlag), sysfs: config.get(sysfsFlag), log, ovs, ovsIntervalMs: nodeMs });
     sampler = new Sampler(
       { ...DEFAULT_SAMPLER_OPTIONS, rateHz, top: 0, discoverIntervalMs: 0, nodeIntervalMs: nodeMs, historySeconds: duration + 60 },
       flows,
@@ -130,8 +130,11 @@ export async function runDiagnose(config: Config, io: CliIO, deps: DiagnoseDeps 
       }
     }
     const now = deps.now ?? (() => performance.now());
-    // The first node snapshot (OVS over unixctl, sysfs, netlink) can take seconds on a loaded or emulated
-    // node: the sampling window starts after it, or a short --duration could end with no sample at all.
+    // One sample first: it gives the socket's inode, so the first node snapshot already reads the
+    // threads of the processes that hold it. That snapshot (OVS over unixctl, sysfs, netlink) can take
+    // seconds on a loaded or emulated node: the sampling window starts after it, or a short --duration
+    // could end with no sample at all.
+    await sampler.tick();
     await sampler.snapshotNode();
     const t0 = now();
     sampler.start();

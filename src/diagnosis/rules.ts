@@ -13,10 +13,13 @@ import type {
   Hop,
   Limit,
   NodeSummary,
+  OwnerSummary,
   QdiscDelta,
   Reason,
   Status,
+  ThreadDelta,
 } from './types';
+import { mssOf, skbBytes } from './classify';
 
 // ---------------------------------------------------------------------------------------------------
 // Thresholds (documented in docs/diagnosis.md, "Thresholds")
@@ -52,6 +55,17 @@ export const T = {
   squeezesPerSecond: 10,
   /** OVS upcalls (misses) per second above which the datapath's slow path is suspect. */
   upcallsPerSecond: 100,
+  /** A thread that wanted a CPU (ran + waited runnable) this share of the window is CPU-bound. */
+  threadCpuBound: 0.9,
+  /** A CPU-bound thread that waited runnable for a CPU this share of the window is also called starved. */
+  threadStarved: 0.2,
+  /**
+   * A forwarding thread (ovs-vswitchd) that blocked at least this often per second found its queues
+   * empty that often: it has spare capacity, whatever its CPU share (a polling loop looks busy).
+   */
+  forwarderSleepsPerSecond: 100,
+  /** Pacing is only a plausible limit while the send rate is at least this share of the pacing rate. */
+  pacingRateMatch: 0.5,
 } as const;
 
 // ---------------------------------------------------------------------------------------------------
@@ -112,6 +126,12 @@ export function rttInflated(f: FlowSummary | undefined): boolean {
 export function pathShare(f: FlowSummary | undefined): number {
   if (!f) return 0;
   return share(f, 'cwnd') + (f.cc === 'bbr' ? share(f, 'pacing') : 0);
+}
+
+/** Send rate over the window / a pacing rate (undefined when either is unknown). */
+export function sendToPacing(f: FlowSummary, rate: number | undefined): number | undefined {
+  if (f.sendBps === undefined || rate === undefined || rate <= 0) return undefined;
+  return f.sendBps / rate;
 }
 
 /** The sender is held by the path (the question is then: which hop sets the cwnd / the BBR rate). */
@@ -186,14 +206,93 @@ function userspaceOvs(n: NodeSummary | undefined): boolean {
   return !!n?.ovs && n.ovs.datapaths.some((d) => d.type === 'netdev');
 }
 
-/** The userspace datapath forwards in ovs-vswitchd's threads: saturated when vswitchd uses a whole core. */
+/**
+ * ovs-vswitchd's forwarding thread shows spare capacity: it blocked (found nothing to do) at least
+ * forwarderSleepsPerSecond times a second, or wanted a CPU less than half the window. undefined when its
+ * threads were not read.
+ */
+export function vswitchdSpare(n: NodeSummary | undefined): boolean | undefined {
+  const th = n?.ovs?.vswitchdThread;
+  if (!th) return undefined;
+  if (th.demand < 0.5) return true;
+  if (th.sleepsPerSecond === undefined) return undefined;
+  return th.sleepsPerSecond >= T.forwarderSleepsPerSecond;
+}
+
+/**
+ * The userspace datapath forwards in ovs-vswitchd's threads. Its CPU time alone is weak evidence (a
+ * polling loop uses a core at any rate), so saturated means: its busiest thread wanted a CPU ≥ 90% of
+ * the window (ran or waited runnable) and almost never blocked (< forwarderSleepsPerSecond). Without
+ * the thread counters: the process used ≥ 90% of a core.
+ */
 function ovsSaturated(n: NodeSummary | undefined): boolean {
-  return userspaceOvs(n) && (n?.ovs?.vswitchdCpuShare ?? 0) >= T.cpuSaturated;
+  if (!userspaceOvs(n)) return false;
+  const th = n?.ovs?.vswitchdThread;
+  if (th && th.sleepsPerSecond !== undefined) return th.demand >= T.threadCpuBound && th.sleepsPerSecond < T.forwarderSleepsPerSecond;
+  return (n?.ovs?.vswitchdCpuShare ?? 0) >= T.cpuSaturated;
 }
 
 /** vswitchd gets at least half a core while every CPU of the node is busy: starved, maybe the limit. */
 function ovsStarved(n: NodeSummary | undefined): boolean {
-  return userspaceOvs(n) && (n?.ovs?.vswitchdCpuShare ?? 0) >= T.vswitchdStarvedShare && (n?.cpuBusy ?? 0) >= T.cpuSaturated;
+  return userspaceOvs(n) && vswitchdSpare(n) !== true && (n?.ovs?.vswitchdCpuShare ?? 0) >= T.vswitchdStarvedShare && (n?.cpuBusy ?? 0) >= T.cpuSaturated;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The processes of the flow (socket owners) and their CPU
+
+/** The processes holding the flow's socket on node `n` (by the socket inode of the flow's samples). */
+export function ownerOf(f: FlowSummary | undefined, n: NodeSummary | undefined): OwnerSummary | undefined {
+  const inode = f?.last.inode;
+  if (inode === undefined || !n?.owners) return undefined;
+  return n.owners.find((o) => o.inode === inode);
+}
+
+/** The busiest thread of the socket's processes: the writer on the sender, the reader on the receiver. */
+export function busiestThread(f: FlowSummary | undefined, n: NodeSummary | undefined): ThreadDelta | undefined {
+  return ownerOf(f, n)?.threads[0];
+}
+
+/**
+ * The thread wanted a CPU (ran or waited runnable) ≥ threadCpuBound of the window. A thread that waited
+ * for a CPU a lot but also slept by itself (demand below that) had nothing to do at those times: its
+ * waits delayed it, but it was not what held the flow (e.g. a rate-limited writer on a loaded node).
+ */
+export function threadCpuBound(th: ThreadDelta | undefined): boolean {
+  return !!th && th.demand >= T.threadCpuBound;
+}
+
+function threadCpuText(th: ThreadDelta, n: NodeSummary | undefined): string {
+  const c = th.processor !== undefined ? n?.cpus.find((x) => x.cpu === th.processor) : undefined;
+  const others = c
+    ? [
+        c.softirqShare !== undefined ? `softirq ${fmtPct(c.softirqShare)}` : '',
+        c.irqShare ? `irq ${fmtPct(c.irqShare)}` : '',
+        c.stealShare ? `steal ${fmtPct(c.stealShare)}` : '',
+      ].filter((x) => x)
+    : [];
+  return (
+    `ran ${fmtPct(th.runShare)} of a core${th.processor !== undefined ? ` on CPU ${th.processor}` : ''}` +
+    (th.waitShare !== undefined && th.waitShare >= 0.005 ? ` and waited for a CPU ${fmtPct(th.waitShare)}` : '') +
+    (others.length ? ` (that CPU also ran ${others.join(', ')})` : '') +
+    (n?.cpuBusy !== undefined ? `; node CPUs ${fmtPct(n.cpuBusy)} busy` : '')
+  );
+}
+
+/** Evidence of one thread, prefixed (writer_ / reader_). */
+function threadEvidence(prefix: string, o: OwnerSummary | undefined, th: ThreadDelta | undefined, n: NodeSummary | undefined): Record<string, EvidenceValue> {
+  if (!o) return {};
+  if (!th) return { [`${prefix}_cpu_pct`]: 'unknown', [`${prefix}_unknown_why`]: o.unknown ?? 'its threads were read only once in the window' };
+  const c = th.processor !== undefined ? n?.cpus.find((x) => x.cpu === th.processor) : undefined;
+  return {
+    [`${prefix}_thread`]: `${th.comm} (pid ${th.pid} tid ${th.tid})`,
+    [`${prefix}_cpu_pct`]: pct(th.runShare),
+    [`${prefix}_wait_pct`]: th.waitShare === undefined ? null : pct(th.waitShare),
+    [`${prefix}_cpu`]: orNull(th.processor),
+    [`${prefix}_cpu_softirq_pct`]: c?.softirqShare === undefined ? null : pct(c.softirqShare),
+    [`${prefix}_cpu_irq_pct`]: c?.irqShare === undefined ? null : pct(c.irqShare),
+    [`${prefix}_cpu_steal_pct`]: c?.stealShare === undefined ? null : pct(c.stealShare),
+    node_cpu_busy_pct: n?.cpuBusy === undefined ? null : pct(n.cpuBusy),
+  };
 }
 
 /** The RX CPU spends ≥ 90% in softirq, or ≥ 50% while net_rx_action() keeps running out of budget. */
@@ -227,9 +326,12 @@ export function localDrops(c: RuleContext): Partial<Record<Hop, number>> {
 /** Non-spurious loss that the drop counters of this host and the peer do not account for. */
 export function lossBeyondHost(c: RuleContext): boolean {
   const loss = lossy(c.tx) || queueLoss(c.tx);
-  if (!loss) return false;
+  if (!loss || !c.tx) return false;
   const dropTotal = Object.values(localDrops(c)).reduce<number>((a, b) => a + (b ?? 0), 0);
-  return dropTotal < 0.5 * lossSegs(c.tx);
+  // Host drop counters count packets as the device saw them: before segmentation (a tap or an OVS port
+  // with offloads) one dropped skb is up to one TSO skb of segments (classify.ts skbBytes()).
+  const segsPerDrop = Math.max(1, Math.floor(skbBytes(c.tx.last) / mssOf(c.tx.last)));
+  return dropTotal * segsPerDrop < 0.5 * lossSegs(c.tx);
 }
 
 /** Hops on this host or the peer that show a standing queue or a saturated CPU. */
@@ -303,12 +405,24 @@ export const RULES: readonly Rule[] = [
     title: 'The application does not write fast enough',
     basis: 'mixed',
     decides: 'share of time idle (wall − Δbusy, exact) + app (busy, notsent < MSS, skmem w < tb; sampled)',
-    evaluate({ tx }) {
+    evaluate({ tx, txNode }) {
       if (!tx || tx.role !== 'sender') return undefined;
       const x = share(tx, 'idle', 'app');
       let status = byShare(x, T.limitingShare, T.suspectShare);
       // A writer waiting on a send buffer smaller than the BDP looks idle too: see sndbuf-limited.
       if (status === 'limiting' && sndbufSmall(tx)) status = 'suspect';
+      // A writer that was CPU-bound did not leave the socket empty by choice: see sender-cpu.
+      const owner = ownerOf(tx, txNode);
+      const writer = owner?.threads[0];
+      const busy = threadCpuBound(writer);
+      if (status === 'limiting' && busy) status = 'suspect';
+      const why = !writer
+        ? owner
+          ? `; the writer's CPU is unknown (${owner.unknown ?? 'read once'})`
+          : ''
+        : busy
+          ? `; the writer was busy, not idle by choice: it ${threadCpuText(writer, txNode)} (see sender-cpu)`
+          : `; the writer was idle by choice: it ${threadCpuText(writer, txNode)}`;
       return {
         status,
         limit: status === 'ok' ? undefined : 'app',
@@ -316,10 +430,13 @@ export const RULES: readonly Rule[] = [
         summary:
           status === 'ok'
             ? `the application kept data queued (${fmtPct(1 - x)} of the time)`
-            : `the application left the socket empty ${fmtPct(x)} of the time (idle ${fmtPct(share(tx, 'idle'))}, nothing unsent ${fmtPct(share(tx, 'app'))})`,
+            : `the application left the socket empty ${fmtPct(x)} of the time (idle ${fmtPct(share(tx, 'idle'))}, nothing unsent ${fmtPct(share(tx, 'app'))})${why}`,
         evidence: flowEvidence(tx, {
+          empty_pct: pct(x),
           idle_pct: pct(share(tx, 'idle')),
           app_pct: pct(share(tx, 'app')),
+          writer_cpu_bound: writer ? busy : null,
+          ...threadEvidence('writer', owner, writer, txNode),
           notsent_samples_pct: pct(tx.notsentShare),
           app_limited_flag: tx.last.appLimited ?? null,
           wmem_queued_bytes: orNull(tx.last.skmem?.wmemQueued),
@@ -366,6 +483,53 @@ export const RULES: readonly Rule[] = [
       };
     },
   },
+  {
+    id: 'sender-cpu',
+    hop: 'socket-tx',
+    title: "The writer is CPU-bound (or starved of CPU) on the sender",
+    basis: 'exact',
+    decides:
+      'busiest thread of the processes holding the socket (socket inode → /proc/PID/fd): schedstat run + wait ≥ 90% of the window; its CPU softirq/irq/steal; share(idle + app + unclassified): time the sender side held the flow',
+    evaluate({ tx, txNode }) {
+      if (!tx || tx.role !== 'sender') return undefined;
+      const owner = ownerOf(tx, txNode);
+      if (!owner) return undefined;
+      const writer = owner.threads[0];
+      const held = share(tx, 'idle', 'app', 'unclassified');
+      if (!writer) {
+        return {
+          status: 'ok',
+          score: 0,
+          summary: `the writer's CPU is unknown: ${owner.unknown ?? 'its threads were read only once in the window'}`,
+          evidence: flowEvidence(tx, { sender_held_pct: pct(held), ...threadEvidence('writer', owner, writer, txNode) }),
+          next: 'Run flowpath as root (or with CAP_SYS_PTRACE) to see the processes that hold the socket.',
+        };
+      }
+      const bound = threadCpuBound(writer);
+      let status: Status = 'ok';
+      if (bound && held >= T.limitingShare && !sndbufSmall(tx)) status = 'limiting';
+      else if (bound && held >= T.suspectShare) status = 'suspect';
+      const starved = (writer.waitShare ?? 0) >= T.threadStarved;
+      return {
+        status,
+        limit: status === 'ok' ? undefined : 'cpu',
+        score: status === 'limiting' ? held : 0.2,
+        summary:
+          status === 'ok'
+            ? `the writer ${writer.comm} ${threadCpuText(writer, txNode)}: ${bound ? `CPU-bound, but the sender side held the flow only ${fmtPct(held)} of the time` : 'not CPU-bound'}`
+            : `the writer ${writer.comm} is CPU-bound${starved ? ' and starved of CPU' : ''}: it ${threadCpuText(writer, txNode)}; the sender side held the flow ${fmtPct(held)} of the time (idle ${fmtPct(share(tx, 'idle'))}, nothing unsent ${fmtPct(share(tx, 'app'))}, unclassified ${fmtPct(share(tx, 'unclassified'))})`,
+        evidence: flowEvidence(tx, {
+          sender_held_pct: pct(held),
+          idle_pct: pct(share(tx, 'idle')),
+          app_pct: pct(share(tx, 'app')),
+          unclassified_pct: pct(share(tx, 'unclassified')),
+          writer_cpu_bound: bound,
+          ...threadEvidence('writer', owner, writer, txNode),
+        }),
+        next: 'The sending thread needs more CPU: top -H -p PID; its CPU also serves softirq/irq (IRQ affinity, RPS/XPS: move them to other CPUs), steal means the hypervisor takes the CPU; larger writes, zero-copy (MSG_ZEROCOPY), or spreading the work over threads.',
+      };
+    },
+  },
   // ------------------------------------------------------------------ sender TCP
   {
     id: 'pacing-capped',
@@ -385,14 +549,21 @@ export const RULES: readonly Rule[] = [
         };
       }
       const x = share(tx, 'pacing_capped');
-      const status = byShare(x, T.limitingShare, T.suspectShare);
+      const ratio = sendToPacing(tx, tx.maxPacingRate);
+      // The cap can hold the flow only while it sends at the cap (classify.ts pacingBound()).
+      const status = ratio !== undefined && ratio < T.pacingRateMatch ? 'ok' : byShare(x, T.limitingShare, T.suspectShare);
       return {
         status,
         limit: status === 'ok' ? undefined : 'pacing_capped',
         score: x,
-        summary: `pacing held at max_pacing_rate ${fmtRate(tx.maxPacingRate)} ${fmtPct(x)} of the time`,
+        summary:
+          ratio !== undefined && ratio < T.pacingRateMatch
+            ? `max_pacing_rate ${fmtRate(tx.maxPacingRate)} is ${(1 / ratio).toFixed(1)}× the send rate ${fmtRate(tx.sendBps)}: the cap did not hold the flow`
+            : `pacing held at max_pacing_rate ${fmtRate(tx.maxPacingRate)} ${fmtPct(x)} of the time (send rate ${fmtRate(tx.sendBps)})`,
         evidence: flowEvidence(tx, {
           pacing_capped_pct: pct(x),
+          send_rate_bps: bits(tx.sendBps),
+          pacing_rejected_pct: pct(tx.seconds > 0 ? (tx.pacingRejectedSeconds ?? 0) / tx.seconds : 0),
           max_pacing_rate_bps: bits(tx.maxPacingRate),
           pacing_rate_bps: bits(tx.last.pacingRate),
           delivery_rate_bps: bits(tx.medianDeliveryRate),
@@ -412,20 +583,26 @@ export const RULES: readonly Rule[] = [
       if (!tx || tx.role !== 'sender') return undefined;
       const x = share(tx, 'pacing');
       const bbr = tx.last.bbr;
-      // Pacing by itself is how BBR (or fq) sends; it is the limit only when nothing downstream is.
-      const status: Status = x >= T.limitingShare ? 'suspect' : 'ok';
+      const ratio = sendToPacing(tx, tx.medianPacingRate);
+      const far = ratio !== undefined && ratio < T.pacingRateMatch;
+      // Pacing by itself is how BBR (or fq) sends; it is the limit only when nothing downstream is, and
+      // only while the flow sends near its pacing rate.
+      const status: Status = x >= T.limitingShare && !far ? 'suspect' : 'ok';
       return {
         status,
         limit: status === 'ok' ? undefined : 'pacing',
         score: x * 0.5,
-        summary:
-          status === 'ok'
-            ? `pacing held the flow ${fmtPct(x)} of the time`
-            : `${tx.cc ?? 'the CC'} paced the flow ${fmtPct(x)} of the time at ${fmtRate(tx.last.pacingRate)}${bbr ? ` (bw estimate ${fmtRate(bbr.bw)})` : ''}`,
+        summary: far
+          ? `the pacing rate ${fmtRate(tx.medianPacingRate)} is ${(1 / (ratio as number)).toFixed(1)}× the send rate ${fmtRate(tx.sendBps)}: pacing did not hold the flow (paced ${fmtPct(x)} of the time; ${fmtPct((tx.pacingRejectedSeconds ?? 0) / (tx.seconds || 1))} with room to send went to unclassified)`
+          : status === 'ok'
+            ? `paced ${fmtPct(x)} of the time`
+            : `${tx.cc ?? 'the CC'} paced the flow ${fmtPct(x)} of the time at ${fmtRate(tx.medianPacingRate)} (send rate ${fmtRate(tx.sendBps)}${bbr ? `, bw estimate ${fmtRate(bbr.bw)}` : ''})`,
         evidence: flowEvidence(tx, {
           pacing_pct: pct(x),
           cc: tx.cc ?? null,
-          pacing_rate_bps: bits(tx.last.pacingRate),
+          send_rate_bps: bits(tx.sendBps),
+          pacing_rejected_pct: pct(tx.seconds > 0 ? (tx.pacingRejectedSeconds ?? 0) / tx.seconds : 0),
+          pacing_rate_bps: bits(tx.medianPacingRate),
           bbr_bw_bps: bits(bbr?.bw),
           bbr_pacing_gain: bbr ? bbr.pacingGain : null,
           delivery_rate_bps: bits(tx.medianDeliveryRate),
@@ -568,7 +745,7 @@ export const RULES: readonly Rule[] = [
           backlog_bytes: backlog,
           fq_throttled: sum(qs.map((q) => q.fqThrottled)),
           flow_loss_segs: tx ? lossSegs(tx) : null,
-          flow_held_pct: pct(held),
+          cwnd_tsq_pct: pct(held),
         },
         next: 'tc -s qdisc show dev <egress>: a shaper (tbf/htb rate) or a too-short queue (limit); for fq check maxrate and flow_limit.',
       };
@@ -595,7 +772,7 @@ export const RULES: readonly Rule[] = [
           device: txNode?.path.ipDevice ?? null,
           tx_dropped: drops,
           flow_loss_segs: tx ? lossSegs(tx) : null,
-          flow_path_bound_pct: pct(pathShare(tx)),
+          path_bound_pct: pct(pathShare(tx)),
           srtt_ms: ms(tx?.medianRttUs),
           min_rtt_ms: ms(tx?.minRttUs),
         },
@@ -610,12 +787,14 @@ export const RULES: readonly Rule[] = [
       hop: side === 'tx' ? 'ovs-tx' : 'ovs-rx',
       title: `ovs-vswitchd (userspace datapath) is CPU-bound on the ${side === 'tx' ? 'sender' : 'receiver'}`,
       basis: 'exact',
-      decides: 'userspace (netdev) datapath and Δ(utime+stime) of ovs-vswitchd / window ≥ 90% of a core (limiting for a path-bound flow without loss beyond the host; ≥ 50% on a node whose CPUs are ≥ 90% busy: suspect)',
+      decides: 'userspace (netdev) datapath; its busiest thread wanted a CPU (schedstat run + wait) ≥ 90% of the window and blocked < 100 times/s (without thread counters: Δ(utime+stime) ≥ 90% of a core); limiting for a path-bound flow without loss beyond the host; ≥ 50% of a core on a node whose CPUs are ≥ 90% busy, without spare capacity: suspect',
       evaluate(c) {
         const n = side === 'tx' ? c.txNode : c.rxNode;
         const share_ = n?.ovs?.vswitchdCpuShare;
         if (!n?.ovs || share_ === undefined) return undefined;
         const userspace = n.ovs.datapaths.some((d) => d.type === 'netdev');
+        const th = n.ovs.vswitchdThread;
+        const spare = vswitchdSpare(n) === true;
         const sat = ovsSaturated(n);
         const starved = !sat && ovsStarved(n);
         // Saturated vswitchd limits a path-bound flow, unless loss beyond the host shows the bottleneck is
@@ -627,8 +806,16 @@ export const RULES: readonly Rule[] = [
           // CPU share is tick-sampled and a polling vswitchd can look busy at low rates: ranks below
           // exact evidence (loss the host does not account for, drop counters).
           score: status === 'limiting' ? 0.3 + 0.4 * pathShare(c.tx) : 0.2,
-          summary: `ovs-vswitchd used ${fmtPct(share_)} of a CPU${userspace ? ' (userspace datapath forwards in its threads)' : ''}${n.cpuBusy !== undefined ? `, node CPUs ${fmtPct(n.cpuBusy)} busy` : ''}`,
-          evidence: { vswitchd_cpu_pct: pct(share_), node_cpu_busy_pct: n.cpuBusy === undefined ? null : pct(n.cpuBusy), userspace_datapath: userspace, flow_path_bound_pct: pct(pathShare(c.tx)) },
+          summary: `ovs-vswitchd used ${fmtPct(share_)} of a CPU${userspace ? ' (userspace datapath forwards in its threads)' : ''}${th ? `; its busiest thread wanted a CPU ${fmtPct(th.demand)} of the time${th.sleepsPerSecond !== undefined ? ` and blocked ${Math.round(th.sleepsPerSecond)} times/s${spare ? ' (spare capacity)' : ''}` : ''}` : ''}${n.cpuBusy !== undefined ? `, node CPUs ${fmtPct(n.cpuBusy)} busy` : ''}`,
+          evidence: {
+            vswitchd_cpu_pct: pct(share_),
+            vswitchd_thread: th ? `${th.comm} (tid ${th.tid})` : null,
+            vswitchd_thread_demand_pct: th ? pct(th.demand) : null,
+            vswitchd_thread_sleeps_per_second: th?.sleepsPerSecond === undefined ? null : Math.round(th.sleepsPerSecond),
+            node_cpu_busy_pct: n.cpuBusy === undefined ? null : pct(n.cpuBusy),
+            userspace_datapath: userspace,
+            path_bound_pct: pct(pathShare(c.tx)),
+          },
           next: 'ovs-appctl dpif-netdev/pmd-stats-show (cycles per packet), pmd-rxq-show; give the datapath more PMD threads/cores or use the kernel datapath.',
         };
       },
@@ -741,7 +928,9 @@ export const RULES: readonly Rule[] = [
       const lossBeyond = lossBeyondHost(c);
       // A queue without loss could sit in a host component: a queueing qdisc, a stopped NIC queue, a
       // saturated RX CPU, or the tap of a userspace OVS datapath (its queue is invisible).
-      const hostMayQueue = queues.length > 0 || dropHops.length > 0 || userspaceOvs(c.txNode) || ovsStarved(c.txNode);
+      // A userspace datapath whose forwarding thread shows spare capacity holds no standing queue.
+      const ovsMayQueue = userspaceOvs(c.txNode) && vswitchdSpare(c.txNode) !== true;
+      const hostMayQueue = queues.length > 0 || dropHops.length > 0 || ovsMayQueue || ovsStarved(c.txNode);
       let status: Status = 'ok';
       if (x >= T.cwndShare && lossBeyond) status = 'limiting';
       else if (x >= T.cwndShare && queue && !hostMayQueue) status = 'limiting';
@@ -755,8 +944,8 @@ export const RULES: readonly Rule[] = [
         score: status === 'limiting' ? 0.6 + 0.4 * x : x * 0.4,
         summary:
           status === 'ok'
-            ? `no sign of a bottleneck beyond the host (cwnd-limited ${fmtPct(x)}, srtt ${ms(tx.medianRttUs)} ms vs min ${ms(tx.minRttUs)} ms, loss ${fmtPct(lossRatio(tx))})`
-            : `${tx.cc === 'bbr' ? 'held by the path (cwnd or BBR pacing)' : 'cwnd-limited'} ${fmtPct(x)} of the time with ${queue ? `a queue (srtt ${ms(tx.medianRttUs)} ms vs min ${ms(tx.minRttUs)} ms)` : ''}${queue && loss ? ' and ' : ''}${loss ? `loss (${lossSegs(tx)} segments, ${fmtPct(lossRatio(tx))} of bytes)` : ''}${hostExplains ? `; the queue may be on this host (${[...new Set([...queues, ...dropHops])].join(', ') || 'userspace OVS datapath'})` : lossBeyond ? '; host drop counters do not account for the loss' : '; no host counter explains it'}`,
+            ? `no sign of a bottleneck beyond the host (path-bound ${fmtPct(x)}, srtt ${ms(tx.medianRttUs)} ms vs min ${ms(tx.minRttUs)} ms, loss ${fmtPct(lossRatio(tx))})`
+            : `path-bound ${fmtPct(x)} of the time with ${queue ? `a queue (srtt ${ms(tx.medianRttUs)} ms vs min ${ms(tx.minRttUs)} ms)` : ''}${queue && loss ? ' and ' : ''}${loss ? `loss (${lossSegs(tx)} segments, ${fmtPct(lossRatio(tx))} of bytes)` : ''}${hostExplains ? `; the queue may be on this host (${[...new Set([...queues, ...dropHops])].join(', ') || 'userspace OVS datapath'})` : lossBeyond ? '; host drop counters do not account for the loss' : '; no host counter explains it'}`,
         evidence: flowEvidence(tx, {
           path_bound_pct: pct(x),
           cwnd: orNull(tx.medianCwnd),
@@ -770,6 +959,7 @@ export const RULES: readonly Rule[] = [
           host_drop_hops: dropHops.join(',') || null,
           host_drops: dropTotal,
           userspace_ovs: userspaceOvs(c.txNode),
+          vswitchd_spare: vswitchdSpare(c.txNode) ?? null,
           host_queue_hops: queues.join(',') || null,
           wire_shaper: wire.map((q) => `${q.snapshot.device}:${q.snapshot.kind}`).join(',') || null,
           wire_shaper_drops: wire.length ? sum(wire.map((q) => q.drops)) : null,
@@ -883,6 +1073,54 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
+    id: 'receiver-cpu',
+    hop: 'socket-rx',
+    title: 'The reader is CPU-bound (or starved of CPU) on the receiver',
+    basis: 'exact',
+    decides:
+      "receiver (--peer): busiest thread of the processes holding the socket: schedstat run + wait ≥ 90%; limiting when the sender is held by the receive window ≥ 50%, the receive queue is at least half full (skmem r ≥ rb/2: data waits for the reader) and the receive buffer is not below the BDP (then the buffer is the cause: rwnd-limited)",
+    evaluate({ tx, rx, rxNode }) {
+      if (!rx) return undefined;
+      const owner = ownerOf(rx, rxNode);
+      if (!owner) return undefined;
+      const reader = owner.threads[0];
+      if (!reader) {
+        return {
+          status: 'ok',
+          score: 0,
+          summary: `the reader's CPU is unknown: ${owner.unknown ?? 'its threads were read only once in the window'}`,
+          evidence: threadEvidence('reader', owner, reader, rxNode),
+          next: 'Run the peer flowpath as root (or with CAP_SYS_PTRACE) to see the processes that hold the socket.',
+        };
+      }
+      const bound = threadCpuBound(reader);
+      const rw = share(tx, 'rwnd');
+      const bdp = tx?.medianDeliveryRate !== undefined && tx.medianRttUs !== undefined ? (tx.medianDeliveryRate * tx.medianRttUs) / 1e6 : undefined;
+      const smallBuffer = bdp !== undefined && rx.last.skmem !== undefined && rx.last.skmem.rcvbuf < bdp;
+      // A slow reader leaves the data in the receive queue (r near rb); a full window with an empty queue
+      // is the buffer's size, however busy the reader (rwnd-limited says so).
+      const behind = rx.last.skmem !== undefined && rx.last.skmem.rcvbuf > 0 && rx.last.skmem.rmemAlloc >= 0.5 * rx.last.skmem.rcvbuf;
+      let status: Status = 'ok';
+      if (bound && rw >= T.limitingShare && behind && !smallBuffer) status = 'limiting';
+      else if (bound) status = 'suspect';
+      return {
+        status,
+        limit: status === 'ok' ? undefined : 'cpu',
+        score: status === 'limiting' ? rw : 0.2,
+        summary: `the reader ${reader.comm} ${bound ? 'is CPU-bound: it ' : ''}${threadCpuText(reader, rxNode)}${tx ? `; the receive window held the sender ${fmtPct(rw)} of the time` : ''}`,
+        evidence: {
+          rwnd_pct: tx ? pct(rw) : null,
+          reader_cpu_bound: bound,
+          receiver_rmem_alloc_bytes: orNull(rx.last.skmem?.rmemAlloc),
+          receiver_rcvbuf_bytes: orNull(rx.last.skmem?.rcvbuf),
+          bdp_bytes: bdp === undefined ? null : Math.round(bdp),
+          ...threadEvidence('reader', owner, reader, rxNode),
+        },
+        next: 'The receiving thread needs more CPU: top -H -p PID on the receiver; move RX softirq/IRQs off its CPU (IRQ affinity, RPS), larger reads, GRO.',
+      };
+    },
+  },
+  {
     id: 'rwnd-limited',
     hop: 'socket-rx',
     title: "The receiver's window limits the flow",
@@ -891,6 +1129,7 @@ export const RULES: readonly Rule[] = [
     evaluate({ tx, rx, rxNode }) {
       if (!tx || tx.role !== 'sender') return undefined;
       const x = share(tx, 'rwnd');
+      const reader = busiestThread(rx, rxNode);
       const status = byShare(x, T.limitingShare, T.suspectShare);
       const rmem = rxNode?.sysctl['net.ipv4.tcp_rmem'];
       const r = rx?.last;
@@ -902,7 +1141,7 @@ export const RULES: readonly Rule[] = [
         summary:
           status === 'ok'
             ? `the receive window held the flow ${fmtPct(x)} of the time`
-            : `the receiver's window held the flow ${fmtPct(x)} of the time (snd_wnd ${fmtBytes(tx.last.sndWnd)})${readerSlow === true ? '; the receiver app is not reading fast enough (r near rb)' : readerSlow === false ? '; the receive buffer is small (r well below rb)' : ''}`,
+            : `the receiver's window held the flow ${fmtPct(x)} of the time (snd_wnd ${fmtBytes(tx.last.sndWnd)})${readerSlow === true ? '; the receiver app is not reading fast enough (r near rb)' : readerSlow === false ? '; the receive buffer is small (r well below rb)' : ''}${reader && threadCpuBound(reader) ? `; the reader is CPU-bound (see receiver-cpu)` : ''}`,
         evidence: flowEvidence(tx, {
           rwnd_pct: pct(x),
           rwnd_limited_chrono_pct: pct(tx.seconds > 0 ? tx.exactReasons.rwnd / tx.seconds : 0),
@@ -912,6 +1151,7 @@ export const RULES: readonly Rule[] = [
           receiver_rcvbuf_bytes: orNull(r?.skmem?.rcvbuf),
           receiver_rcv_space: orNull(r?.rcvSpace),
           receiver_tcp_rmem: rmem ?? null,
+          reader_cpu_bound: busiestThread(rx, rxNode) ? threadCpuBound(busiestThread(rx, rxNode)) : null,
         }),
         next: `On the receiver: ss -tim (rb, rcv_space); raise net.ipv4.tcp_rmem max${rmem ? ` (now "${rmem}")` : ''} or the app's SO_RCVBUF; if r stays near rb, the reader is too slow (its CPU).`,
       };

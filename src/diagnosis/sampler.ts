@@ -26,14 +26,22 @@ export interface DiscoveredFlow {
 export interface FlowSource {
   /** All candidate flows (established TCP), with the watch selector applied. */
   discover(): Promise<DiscoveredFlow[]>;
+  /**
+   * A count that grows whenever a TCP connection is established in the namespace the source reads
+   * (undefined: unknown). Unchanged since a discovery = no new candidate since then.
+   */
+  openedConnections?(): number | undefined;
   /** Exact lookups; null where the socket is gone. `t`/`wallMs` stamp the samples. */
   lookup(keys: readonly FlowKey[], t: number, wallMs: number): Promise<Array<FlowSample | null>>;
   close(): void;
 }
 
 export interface NodeSource {
-  /** `t` is the sampler clock to stamp the snapshot with. */
-  snapshot(t: number): Promise<NodeSnapshot>;
+  /**
+   * `t` is the sampler clock to stamp the snapshot with; `inodes` are the socket inodes of the sampled
+   * flows, whose owning processes and threads the snapshot reads.
+   */
+  snapshot(t: number, inodes?: readonly number[]): Promise<NodeSnapshot>;
   pathFor(key: FlowKey): Promise<PathDevices>;
   close(): void;
 }
@@ -107,23 +115,31 @@ export function parseFlowId(s: string): FlowKey | undefined {
 const sameTuple = (a: FlowKey, b: FlowKey) =>
   a.localPort === b.localPort && a.peerPort === b.peerPort && a.localIp === b.localIp && a.peerIp === b.peerIp;
 
+/**
+ * A time-bounded history: push() drops the oldest entries that `keep` rejects. Dropped entries advance a
+ * start index and the array is compacted only when more than half of it is dead, so a push costs O(1)
+ * amortised instead of moving the whole history (2400 entries at 20 Hz × 120 s) every round.
+ */
 export class Ring<T> {
-  private readonly items: T[] = [];
+  private items: T[] = [];
+  private head = 0;
   constructor(private readonly keep: (x: T, newest: T) => boolean) {}
   push(x: T): void {
     this.items.push(x);
-    let drop = 0;
-    while (drop < this.items.length - 1 && !this.keep(this.items[drop], x)) drop++;
-    if (drop > 0) this.items.splice(0, drop);
+    while (this.head < this.items.length - 1 && !this.keep(this.items[this.head], x)) this.head++;
+    if (this.head > 64 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
   }
   all(): readonly T[] {
-    return this.items;
+    return this.head === 0 ? this.items : this.items.slice(this.head);
   }
   get last(): T | undefined {
-    return this.items[this.items.length - 1];
+    return this.items.length > this.head ? this.items[this.items.length - 1] : undefined;
   }
   get length(): number {
-    return this.items.length;
+    return this.items.length - this.head;
   }
 }
 
@@ -151,6 +167,8 @@ export interface SamplerStats {
   samplingSeconds: number;
   overruns: number;
   discoveries: number;
+  /** Discoveries skipped: no connection opened since a dump that had nothing to rank. */
+  discoveriesSkipped: number;
   discoverySeconds: number;
   nodeSnapshots: number;
   nodeSeconds: number;
@@ -163,7 +181,8 @@ export class Sampler {
   private readonly nodeRing: Ring<NodeSnapshot>;
   private readonly prevBytes = new Map<string, number>();
   private readonly states: StateLogger;
-  private timers: unknown[] = [];
+  /** The pending timer of each loop (one per loop: a round schedules the next). */
+  private readonly timers = new Map<() => Promise<void>, unknown>();
   private running = false;
   private tickBusy = false;
   readonly stats: SamplerStats = {
@@ -172,6 +191,7 @@ export class Sampler {
     samplingSeconds: 0,
     overruns: 0,
     discoveries: 0,
+    discoveriesSkipped: 0,
     discoverySeconds: 0,
     nodeSnapshots: 0,
     nodeSeconds: 0,
@@ -200,13 +220,35 @@ export class Sampler {
   // ------------------------------------------------------------------------------------------------
   // Loops
 
+  /** Loops parked because no flow is sampled, and how to restart them (wake()). */
+  private readonly parked = new Map<() => Promise<void>, () => void>();
+
+  private hasActive(): boolean {
+    for (const f of this.flowsById.values()) if (f.goneAt === undefined) return true;
+    return false;
+  }
+
+  /** Restart the loops parked while no flow was sampled (a flow was added). */
+  private wake(): void {
+    if (!this.running) return;
+    const again = [...this.parked.values()];
+    this.parked.clear();
+    for (const restart of again) restart();
+  }
+
   start(): void {
     if (this.running) return;
     this.running = true;
-    const loop = (fn: () => Promise<void>, everyMs: number, stage: keyof SamplerStats['errors'], first = 0) => {
+    // The sampling and node loops only run while a flow is sampled: with none they park (no timer
+    // wake-ups at the sample rate on an idle node) and ensure() wakes them. Discovery always runs.
+    const loop = (fn: () => Promise<void>, everyMs: number, stage: keyof SamplerStats['errors'], first = 0, parkable = false) => {
       let next = this.clock.now() + first;
       const run = () => {
         if (!this.running) return;
+        if (parkable && !this.hasActive()) {
+          this.parked.set(fn, () => loop(fn, everyMs, stage, 0, true));
+          return;
+        }
         // A round that throws outside its own error handling is counted and logged, and the loop goes on.
         let round: Promise<void>;
         try {
@@ -224,14 +266,14 @@ export class Sampler {
             if (fn === this.tickFn) this.stats.overruns += missed;
             next += missed * everyMs;
           }
-          this.timers.push(this.clock.setTimeout(run, next - now));
+          this.timers.set(fn, this.clock.setTimeout(run, next - now));
         }).catch((e: unknown) => this.unexpected(stage, e));
       };
-      this.timers.push(this.clock.setTimeout(run, first));
+      this.timers.set(fn, this.clock.setTimeout(run, first));
     };
     if (this.opts.discoverIntervalMs > 0) loop(this.discoverFn, this.opts.discoverIntervalMs, 'discover');
-    if (this.nodeSource) loop(this.nodeFn, this.opts.nodeIntervalMs, 'node');
-    loop(this.tickFn, this.intervalMs, 'tick', 0);
+    if (this.nodeSource) loop(this.nodeFn, this.opts.nodeIntervalMs, 'node', 0, true);
+    loop(this.tickFn, this.intervalMs, 'tick', 0, true);
   }
 
   /** An error no stage handled: counted under its stage (flowpath_diagnosis_errors_total) and logged. */
@@ -243,8 +285,9 @@ export class Sampler {
 
   async stop(): Promise<void> {
     this.running = false;
-    for (const t of this.timers) this.clock.clearTimeout(t);
-    this.timers = [];
+    this.parked.clear();
+    for (const t of this.timers.values()) this.clock.clearTimeout(t);
+    this.timers.clear();
   }
 
   close(): void {
@@ -303,10 +346,23 @@ export class Sampler {
     }
   }
 
+  /** Opened-connection count at the last dump, when that dump left nothing to rank for the top N. */
+  private quietAtOpens: number | undefined;
+
   /** Find watched and top flows; update the active set. */
   async discover(): Promise<void> {
-    const t0 = process.hrtime.bigint();
     const now = this.clock.now();
+    // A dump walks every socket of the kernel's hash (TIME-WAIT ones too), whatever the filter. When the
+    // last dump found no candidate outside the watched flows (nothing to rank for the top N) and no
+    // connection was established since, a new dump would find the same set: skip it.
+    const opens = this.flowSource.openedConnections?.();
+    if (opens !== undefined && opens === this.quietAtOpens) {
+      this.stats.discoveriesSkipped++;
+      this.expire(now);
+      return;
+    }
+    this.quietAtOpens = undefined;
+    const t0 = process.hrtime.bigint();
     try {
       let found: DiscoveredFlow[];
       try {
@@ -329,6 +385,7 @@ export class Sampler {
       });
       this.prevBytes.clear();
       for (const r of rated) this.prevBytes.set(r.id, r.total);
+      if (opens !== undefined && (this.opts.top === 0 || rated.every((d) => d.watched))) this.quietAtOpens = opens;
       this.lastDiscovered = rated.map(({ key, bytesAcked, bytesReceived, watched, bytesPerSecond }) => ({ key, bytesAcked, bytesReceived, watched, bytesPerSecond }));
 
       for (const d of rated) if (d.watched) this.ensure(d.key, 'watch', now);
@@ -367,10 +424,12 @@ export class Sampler {
   async snapshotNode(): Promise<void> {
     if (!this.nodeSource) return;
     // Node evidence only matters for sampled flows: a node without them costs one dump per discovery.
-    if (![...this.flowsById.values()].some((f) => f.goneAt === undefined)) return;
+    const active = [...this.flowsById.values()].filter((f) => f.goneAt === undefined);
+    if (active.length === 0) return;
+    const inodes = active.map((f) => f.classifier.last?.inode).filter((i): i is number => i !== undefined && i > 0);
     const t0 = process.hrtime.bigint();
     try {
-      const snap = await this.nodeSource.snapshot(this.clock.now());
+      const snap = await this.nodeSource.snapshot(this.clock.now(), inodes);
       this.nodeRing.push(snap);
       this.states.report('diagnosis node snapshot', null);
     } catch (e) {
@@ -416,6 +475,7 @@ export class Sampler {
       };
       this.flowsById.set(id, f);
       f.pathReady = this.resolvePath(f);
+      this.wake();
     } else if (key.cookie !== undefined && f.key.cookie === undefined) {
       f.key = key;
     }
@@ -511,7 +571,7 @@ export class Sampler {
       while (dev && i < snaps.length - 2 && !snaps[i].devices.some((d) => d.name === dev)) i++;
       const from = snaps[i];
       const to = snaps[snaps.length - 1];
-      if (to !== from) out.nodeSummary = summarizeNode(from, to, f?.path ?? {});
+      if (to !== from) out.nodeSummary = summarizeNode(from, to, f?.path ?? {}, snaps.slice(i));
     }
     return out;
   }

@@ -53,6 +53,7 @@ export function buildSampler(config: Config, log: Logger, o: BuildOptions = {}):
   const node = new LiveNodeSource({
     procfs: config.get(procfsFlag),
     sysfs: config.get(sysfsFlag),
+    log,
     ovs,
     ovsIntervalMs: o.ovsIntervalMs ?? Math.max(refresh, opts.nodeIntervalMs),
   });

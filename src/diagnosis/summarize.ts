@@ -12,8 +12,12 @@ import type {
   FlowSummary,
   NodeSnapshot,
   NodeSummary,
+  OwnerSnapshot,
+  OwnerSummary,
   PathDevices,
   QdiscDelta,
+  TaskSnapshot,
+  ThreadDelta,
 } from './types';
 import { zeroReasons } from './types';
 
@@ -49,11 +53,13 @@ export function summarizeFlow(key: FlowKey, entries: readonly HistoryEntry[]): F
   const last = entries[entries.length - 1].sample;
   const reasons = zeroReasons();
   const exactReasons = zeroReasons();
+  let pacingRejected = 0;
   for (let i = 1; i < entries.length; i++) {
     const iv = entries[i].interval;
     if (!iv) continue;
     addReasons(reasons, iv.reasons);
     addReasons(exactReasons, iv.exact);
+    pacingRejected += iv.pacingRejected ?? 0;
   }
   const seconds = Math.max(0, (last.t - first.t) / 1000);
   const acked = delta(first.bytesAcked, last.bytesAcked);
@@ -81,6 +87,8 @@ export function summarizeFlow(key: FlowKey, entries: readonly HistoryEntry[]): F
     exactReasons,
     goodputBps: seconds > 0 && acked !== undefined ? acked / seconds : undefined,
     receiveBps: seconds > 0 && received !== undefined ? received / seconds : undefined,
+    sendBps: seconds > 0 && sent !== undefined ? sent / seconds : undefined,
+    pacingRejectedSeconds: pacingRejected,
     retransRatio: sent !== undefined && retrans !== undefined && sent > 0 ? retrans / sent : undefined,
     retransSegs: delta(first.totalRetrans, last.totalRetrans),
     dsackDups: delta(first.dsackDups, last.dsackDups),
@@ -91,6 +99,7 @@ export function summarizeFlow(key: FlowKey, entries: readonly HistoryEntry[]): F
     minRttUs: minRtts.length ? Math.min(...minRtts) : undefined,
     medianCwnd: median(defined(samples.map((s) => s.cwnd))),
     medianDeliveryRate: median(defined(samples.map((s) => s.deliveryRate)).filter((x) => x > 0)),
+    medianPacingRate: median(defined(samples.map((s) => s.pacingRate)).filter((x) => x > 0)),
     maxPacingRate: last.maxPacingRate,
   };
 }
@@ -111,9 +120,13 @@ function cpuDelta(a: CpuSnapshot | undefined, b: CpuSnapshot): CpuDelta {
   const dTotal = counterDelta(a?.totalTicks, b.totalTicks);
   const dSoft = counterDelta(a?.softirqTicks, b.softirqTicks);
   const dIdle = counterDelta(a?.idleTicks, b.idleTicks);
+  const dIrq = counterDelta(a?.irqTicks, b.irqTicks);
+  const dSteal = counterDelta(a?.stealTicks, b.stealTicks);
   return {
     cpu: b.cpu,
     softirqShare: dTotal && dSoft !== undefined ? dSoft / dTotal : undefined,
+    irqShare: dTotal && dIrq !== undefined ? dIrq / dTotal : undefined,
+    stealShare: dTotal && dSteal !== undefined ? dSteal / dTotal : undefined,
     busyShare: dTotal && dIdle !== undefined ? 1 - dIdle / dTotal : undefined,
     softnetProcessed: counterDelta(a?.softnetProcessed, b.softnetProcessed),
     softnetDropped: counterDelta(a?.softnetDropped, b.softnetDropped),
@@ -122,7 +135,53 @@ function cpuDelta(a: CpuSnapshot | undefined, b: CpuSnapshot): CpuDelta {
   };
 }
 
-export function summarizeNode(from: NodeSnapshot, to: NodeSnapshot, path: PathDevices): NodeSummary {
+/**
+ * Per-thread shares of a window from two reads of the same threads (matched by tid; a thread missing
+ * from either read is left out). Busiest (highest demand) first.
+ */
+export function threadDeltas(from: readonly TaskSnapshot[], to: readonly TaskSnapshot[], seconds: number, userHz = 100): ThreadDelta[] {
+  if (!(seconds > 0)) return [];
+  const before = new Map(from.map((t) => [t.tid, t]));
+  const out: ThreadDelta[] = [];
+  for (const b of to) {
+    const a = before.get(b.tid);
+    if (!a || a.pid !== b.pid) continue;
+    const dRun = a.runNs !== undefined && b.runNs !== undefined ? (b.runNs - a.runNs) / 1e9 : (b.cpuTicks - a.cpuTicks) / userHz;
+    const dWait = a.waitNs !== undefined && b.waitNs !== undefined ? (b.waitNs - a.waitNs) / 1e9 : undefined;
+    if (dRun < 0 || (dWait !== undefined && dWait < 0)) continue; // not the same thread
+    // schedstat adds a run-queue wait when it ends, so one read can hold a wait that began before the
+    // window: clamp the shares to the window.
+    const runShare = Math.min(1, dRun / seconds);
+    const waitShare = dWait === undefined ? undefined : Math.min(1 - runShare, dWait / seconds);
+    const dVol = a.voluntarySwitches !== undefined && b.voluntarySwitches !== undefined ? b.voluntarySwitches - a.voluntarySwitches : undefined;
+    out.push({
+      pid: b.pid,
+      tid: b.tid,
+      comm: b.comm,
+      runShare,
+      waitShare,
+      demand: runShare + (waitShare ?? 0),
+      sleepsPerSecond: dVol !== undefined && dVol >= 0 ? dVol / seconds : undefined,
+      processor: b.processor,
+    });
+  }
+  return out.sort((x, y) => y.demand - x.demand || y.runShare - x.runShare);
+}
+
+/**
+ * Socket owners over a window: for each owner of `to`, the earliest snapshot in `earlier` (oldest first)
+ * that already knew it is the baseline (an owner is found only after its flow's first sample).
+ */
+export function summarizeOwners(earlier: readonly NodeSnapshot[], to: NodeSnapshot, userHz = 100): OwnerSummary[] {
+  return (to.owners ?? []).map((o: OwnerSnapshot) => {
+    const base = earlier.find((s) => s !== to && s.owners?.some((x) => x.inode === o.inode && x.tasks.length > 0));
+    const a = base?.owners?.find((x) => x.inode === o.inode);
+    const seconds = base ? (to.t - base.t) / 1000 : 0;
+    return { inode: o.inode, pids: o.pids, threads: a ? threadDeltas(a.tasks, o.tasks, seconds, userHz) : [], unknown: o.unknown };
+  });
+}
+
+export function summarizeNode(from: NodeSnapshot, to: NodeSnapshot, path: PathDevices, between: readonly NodeSnapshot[] = [from]): NodeSummary {
   const seconds = Math.max(0, (to.t - from.t) / 1000);
   const rate = (d: number | undefined) => (d !== undefined && seconds > 0 ? d / seconds : undefined);
   const devices: DeviceDelta[] = to.devices.map((b) => {
@@ -191,6 +250,7 @@ export function summarizeNode(from: NodeSnapshot, to: NodeSnapshot, path: PathDe
         seconds > 0 && fo?.vswitchdCpuSeconds !== undefined && to.ovs.vswitchdCpuSeconds !== undefined
           ? Math.max(0, to.ovs.vswitchdCpuSeconds - fo.vswitchdCpuSeconds) / seconds
           : undefined,
+      vswitchdThread: fo?.vswitchdTasks && to.ovs.vswitchdTasks ? threadDeltas(fo.vswitchdTasks, to.ovs.vswitchdTasks, seconds, to.userHz)[0] : undefined,
     };
   }
   const tcpExt: Record<string, number> = {};
@@ -207,6 +267,7 @@ export function summarizeNode(from: NodeSnapshot, to: NodeSnapshot, path: PathDe
     rxCpu,
     cpuBusy,
     ovs,
+    owners: to.owners ? summarizeOwners(between, to, to.userHz) : undefined,
     tcpExt,
     sysctl: { ...(to.sysctl ?? {}) },
     errors: [...new Set([...from.errors, ...to.errors])],

@@ -97,6 +97,8 @@ export interface FlowSample {
   wqueue?: number;
   /** idiag_rqueue: bytes received not yet read. */
   rqueue?: number;
+  /** idiag_inode: the socket's inode (finds the processes that hold it, /proc/PID/fd). */
+  inode?: number;
   /** idiag_timer (1 retransmit, 2 keepalive, 3 TIME_WAIT, 4 persist (zero window)). */
   timer?: number;
   skmem?: SkMem;
@@ -213,6 +215,34 @@ export interface CpuSnapshot {
   softirqTicks?: number;
   totalTicks?: number;
   idleTicks?: number;
+  irqTicks?: number;
+  stealTicks?: number;
+}
+
+/** One thread's CPU counters (/proc/PID/task/TID/stat, schedstat, status). */
+export interface TaskSnapshot {
+  pid: number;
+  tid: number;
+  comm: string;
+  state?: string;
+  /** utime + stime, USER_HZ ticks. */
+  cpuTicks: number;
+  /** schedstat: ns on a CPU, ns runnable waiting on a run queue. */
+  runNs?: number;
+  waitNs?: number;
+  /** The CPU it last ran on. */
+  processor?: number;
+  /** Times it blocked (voluntary context switches). */
+  voluntarySwitches?: number;
+}
+
+/** The processes holding a socket (by inode) and their threads. */
+export interface OwnerSnapshot {
+  inode: number;
+  pids: number[];
+  tasks: TaskSnapshot[];
+  /** Why nothing is known (permission, not found): the evidence is "unknown", not "idle". */
+  unknown?: string;
 }
 
 export interface OvsDatapathSnapshot {
@@ -242,6 +272,8 @@ export interface OvsEvidence {
   upcallFailed?: number;
   /** CPU seconds used by ovs-vswitchd so far (utime + stime), to derive its CPU share. */
   vswitchdCpuSeconds?: number;
+  /** ovs-vswitchd's threads (the userspace datapath forwards in them). */
+  vswitchdTasks?: TaskSnapshot[];
 }
 
 /** Everything the diagnosis needs from one node at one instant. */
@@ -259,6 +291,8 @@ export interface NodeSnapshot {
   sysctl?: Record<string, string>;
   /** USER_HZ of the /proc/stat ticks (100). */
   userHz?: number;
+  /** Processes holding the sampled flows' sockets (by socket inode) and their threads. */
+  owners?: OwnerSnapshot[];
   /** Sources that could not be read in this snapshot ("qdisc: EPERM ..."). */
   errors: string[];
 }
@@ -294,6 +328,10 @@ export interface FlowSummary {
   /** bytes/s over the window. */
   goodputBps?: number;
   receiveBps?: number;
+  /** Δbytes_sent / window (retransmits included): what left TCP, the rate pacing is checked against. */
+  sendBps?: number;
+  /** Seconds the sampled state said pacing but the send rate shows pacing did not hold (→ unclassified). */
+  pacingRejectedSeconds?: number;
   /** Retransmitted bytes / sent bytes over the window. */
   retransRatio?: number;
   retransSegs?: number;
@@ -307,6 +345,7 @@ export interface FlowSummary {
   minRttUs?: number;
   medianCwnd?: number;
   medianDeliveryRate?: number;
+  medianPacingRate?: number;
   maxPacingRate?: number;
 }
 
@@ -335,11 +374,39 @@ export interface QdiscDelta {
 export interface CpuDelta {
   cpu: number;
   softirqShare?: number;
+  irqShare?: number;
+  stealShare?: number;
   busyShare?: number;
   softnetProcessed?: number;
   softnetDropped?: number;
   timeSqueeze?: number;
   netRx?: number;
+}
+
+/** One thread over a window: shares of the window (0..1). */
+export interface ThreadDelta {
+  pid: number;
+  tid: number;
+  comm: string;
+  /** On a CPU (schedstat run time; utime + stime ticks without schedstat). */
+  runShare: number;
+  /** Runnable but waiting for a CPU (schedstat; undefined without it). */
+  waitShare?: number;
+  /** run + wait: how much of the window the thread wanted a CPU. 1 − demand = asleep by itself. */
+  demand: number;
+  /** Times per second it blocked (voluntary context switches), when read. */
+  sleepsPerSecond?: number;
+  /** The CPU it ran on last. */
+  processor?: number;
+}
+
+/** The processes holding a flow's socket over a window. */
+export interface OwnerSummary {
+  inode: number;
+  pids: number[];
+  /** Their threads, busiest (highest demand) first. */
+  threads: ThreadDelta[];
+  unknown?: string;
 }
 
 export interface NodeSummary {
@@ -358,7 +425,11 @@ export interface NodeSummary {
     portDrops: Array<{ name: string; internal: boolean; rxDropped?: number; txDropped?: number }>;
     upcallFailed?: number;
     vswitchdCpuShare?: number;
+    /** ovs-vswitchd's busiest thread (the forwarding one on the userspace datapath). */
+    vswitchdThread?: ThreadDelta;
   };
+  /** Socket owners of the flows sampled on this node. */
+  owners?: OwnerSummary[];
   tcpExt: Record<string, number>;
   sysctl: Record<string, string>;
   errors: string[];

@@ -3,7 +3,10 @@
 // that a "candidates" or a "watch" selector may match, and exact single-socket lookups of the flows being
 // sampled, with their request bodies built once per flow and reused on every round.
 
+import * as path from 'path';
 import { CompiledSelector, compileSelector } from './flowselect';
+import { parseNetstat } from './procfs/netstat';
+import { readProcText } from './procfs/read';
 import { EXT_FLOWS, EXT_INFO, SockDiag, SockView, buildExactRequest, sockKeyOf } from './netlink/sockdiag';
 
 const TCP_ESTABLISHED = 1;
@@ -23,6 +26,8 @@ export interface FlowReaderOptions {
   /** Selector of the candidate flows (default: established TCP). */
   candidates?: string;
   kernelRelease?: string;
+  /** procfs mount (default /proc): /proc/net/snmp of this network namespace gives openedConnections(). */
+  procfs?: string;
 }
 
 export class FlowReader {
@@ -31,8 +36,11 @@ export class FlowReader {
   private readonly watch: CompiledSelector | null;
   private readonly bodies = new Map<string, Buffer>();
 
+  private readonly snmpFile: string;
+
   /** Throws SelectorError on a selector that does not compile. */
   constructor(opts: FlowReaderOptions) {
+    this.snmpFile = path.join(opts.procfs ?? '/proc', 'net', 'snmp');
     this.sd = new SockDiag({ kernelRelease: opts.kernelRelease });
     const cand = opts.candidates ?? 'state established';
     this.watch = opts.watch.trim() === '' ? null : compileSelector(opts.watch);
@@ -50,6 +58,22 @@ export class FlowReader {
       if (v.state !== TCP_ESTABLISHED) return; // only established flows carry data worth sampling
       onFlow(v, this.watch !== null && this.watch.matches(v));
     });
+  }
+
+  /**
+   * TCP connections established so far in this network namespace (Tcp ActiveOpens + PassiveOpens of
+   * /proc/net/snmp), or undefined when unreadable. While it does not change no new established socket
+   * exists, so a dump that found no candidate would find none again.
+   */
+  openedConnections(): number | undefined {
+    try {
+      const tcp = parseNetstat(readProcText(this.snmpFile), this.snmpFile).get('Tcp');
+      const a = tcp?.get('ActiveOpens');
+      const p = tcp?.get('PassiveOpens');
+      return a === undefined || p === undefined ? undefined : a + p;
+    } catch {
+      return undefined;
+    }
   }
 
   /**

@@ -27,10 +27,13 @@ import { CpuTicks, readProcStatCpus } from './procfs/stat';
 import { readSysctl } from './procfs/sysctl';
 import { latestOvsInternalPorts } from './ovs/internal-ports';
 import type { OvsReader, OvsSnapshot } from './ovs/snapshot';
-import { vswitchdCpuSeconds } from './ovs/vswitchd';
+import { vswitchdCpuSeconds, vswitchdPid } from './ovs/vswitchd';
+import { TaskSample, readTasks } from './procfs/tasks';
+import { SocketOwnerFinder } from './procfs/sockowners';
+import type { Logger } from '../core/log';
 import { NetdevAttrs, NetdevQueues, readDeviceAttrs, readNetdevQueues } from './sysfs/netdev';
 
-/** ethtool features and rings are configuration: re-read at most this often. */
+/** ethtool features and rings, sysfs speed/duplex and RPS masks are configuration: re-read at most this often. */
 const CONFIG_TTL_MS = 30000;
 
 export interface NodeRecords {
@@ -55,11 +58,27 @@ export interface NodeRecords {
   ovs: OvsSnapshot | null;
   /** utime + stime of ovs-vswitchd, seconds (read at every snapshot; its datapath counters are slower). */
   vswitchdCpuSeconds?: number;
+  /** ovs-vswitchd's threads with schedstat and context switches (the userspace datapath forwards in them). */
+  vswitchdTasks?: TaskSample[];
+  /** The processes holding each socket inode asked for, and their threads. */
+  owners?: SocketOwnerRecord[];
   /** OVS internal port device names (the ovs collector's latest read and this reader's). */
   ovsInternal: Set<string>;
   userHz: number;
   errors: string[];
 }
+
+/** The processes holding one socket and their threads; `unknown` says why none are known. */
+export interface SocketOwnerRecord {
+  inode: number;
+  pids: number[];
+  tasks: TaskSample[];
+  unknown?: string;
+}
+
+/** Threads read per process (socket owners, ovs-vswitchd), and owner processes per socket. */
+const MAX_THREADS = 256;
+const MAX_OWNER_PIDS = 8;
 
 /** What a flow to `peer` crosses first on this node. */
 export interface EgressRecords {
@@ -79,6 +98,8 @@ export interface NodeReaderOptions {
   ovsIntervalMs: number;
   /** The sysctls to read ("net.core.default_qdisc", ...). */
   sysctls: readonly string[];
+  /** Where warnings that are logged once go (no permission to read /proc/PID/fd, ...). */
+  log?: Pick<Logger, 'warn'>;
 }
 
 export class NodeEvidenceReader {
@@ -91,12 +112,72 @@ export class NodeEvidenceReader {
   private readonly interesting = new Set<string>();
   private ethtool: EthtoolClient | null = null;
   private netdev: NetdevGenlClient | null = null;
+  /** sysfs configuration per device (speed, duplex, RPS masks), re-read after CONFIG_TTL_MS. */
+  private readonly sysfsConfig = new Map<string, { at: number; attrs?: NetdevAttrs; queues?: NetdevQueues }>();
   /** ethtool configuration per device, re-read after CONFIG_TTL_MS (failures too). */
   private readonly config = new Map<string, { at: number; features?: EthtoolFeatures; rings?: EthtoolRings }>();
   private qstatsUnsupported = false;
   private readonly hz = userHz();
+  private readonly ownerFinder: SocketOwnerFinder;
+  private readonly warned = new Set<string>();
 
-  constructor(private readonly o: NodeReaderOptions) {}
+  constructor(private readonly o: NodeReaderOptions) {
+    this.ownerFinder = new SocketOwnerFinder(o.procfs);
+  }
+
+  private warnOnce(key: string, msg: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.o.log?.warn(msg);
+  }
+
+  /** ovs-vswitchd's threads (with voluntary context switches), or undefined when not readable. */
+  private vswitchdTasks(): TaskSample[] | undefined {
+    const ep = this.o.ovs?.client.endpoint;
+    if (!ep) return undefined;
+    try {
+      const pid = vswitchdPid(ep);
+      return pid ? readTasks(this.o.procfs, pid, MAX_THREADS, true) : undefined;
+    } catch (e) {
+      this.warnOnce('vswitchd tasks', `ovs-vswitchd threads: ${(e as Error).message}`);
+      return undefined;
+    }
+  }
+
+  /**
+   * The processes holding each socket inode and their threads, failing soft: without permission the
+   * owner is "unknown" with the reason (logged once), never "no owner".
+   */
+  private owners(inodes: readonly number[], t: number): SocketOwnerRecord[] | undefined {
+    if (inodes.length === 0) return undefined;
+    const out: SocketOwnerRecord[] = [];
+    // One read per process per snapshot, however many of its sockets are sampled.
+    const byPid = new Map<number, TaskSample[]>();
+    const tasksOf = (pid: number): TaskSample[] => {
+      let ts = byPid.get(pid);
+      if (!ts) byPid.set(pid, (ts = readTasks(this.o.procfs, pid, MAX_THREADS)));
+      return ts;
+    };
+    for (const [inode, o] of this.ownerFinder.find(inodes, t)) {
+      if (o.unknown) {
+        if (/permission/.test(o.unknown)) this.warnOnce('owners EACCES', `diagnosis: the processes of a sampled socket are unknown: ${o.unknown}`);
+        out.push({ inode, pids: [], tasks: [], unknown: o.unknown });
+        continue;
+      }
+      const tasks: TaskSample[] = [];
+      let unknown: string | undefined;
+      for (const pid of o.pids.slice(0, MAX_OWNER_PIDS)) {
+        try {
+          tasks.push(...tasksOf(pid));
+        } catch (e) {
+          unknown = `threads of pid ${pid}: ${(e as Error).message}`;
+          this.warnOnce(`owner tasks ${(e as { code?: string }).code}`, `diagnosis: ${unknown}`);
+        }
+      }
+      out.push({ inode, pids: o.pids, tasks, unknown: tasks.length === 0 ? (unknown ?? 'the processes holding it exited') : undefined });
+    }
+    return out;
+  }
 
   /** Read this device's attributes, queues and ethtool state in every later snapshot. */
   watchDevice(name: string): void {
@@ -142,8 +223,11 @@ export class NodeEvidenceReader {
     }
   }
 
-  /** One snapshot; `t` is the caller's monotonic clock (ms), which paces the OVS and ethtool reads. */
-  async read(t: number): Promise<NodeRecords> {
+  /**
+   * One snapshot; `t` is the caller's monotonic clock (ms), which paces the OVS and ethtool reads;
+   * `inodes`: sockets whose owning processes and threads to read.
+   */
+  async read(t: number, inodes: readonly number[] = []): Promise<NodeRecords> {
     const errors: string[] = [];
     const wallMs = Date.now();
     const attempt = <T>(what: string, f: () => T): T | undefined => {
@@ -177,12 +261,24 @@ export class NodeEvidenceReader {
     const queues = new Map<string, NetdevQueues>();
     await Promise.all(
       [...names].map(async (n) => {
-        const a = await attemptAsync(`sysfs ${n}`, () => readDeviceAttrs(this.o.sysfs, devices?.find((d) => d.name === n) ?? { name: n }));
-        if (a) attrs.set(n, a);
-        const q = await attemptAsync(`sysfs ${n} queues`, () => readNetdevQueues(this.o.sysfs, n));
-        if (q) queues.set(n, q);
+        const dev = devices?.find((d) => d.name === n);
+        // Speed, duplex and the RPS masks are configuration: read from sysfs at most every CONFIG_TTL_MS
+        // (per device and ifindex); the counters come fresh from the link dump every snapshot.
+        const key = `${n}#${dev?.ifindex ?? ''}`;
+        let c = this.sysfsConfig.get(key);
+        if (!c || t - c.at > CONFIG_TTL_MS || !dev?.link?.stats) {
+          const a = await attemptAsync(`sysfs ${n}`, () => readDeviceAttrs(this.o.sysfs, dev ?? { name: n }));
+          const q = await attemptAsync(`sysfs ${n} queues`, () => readNetdevQueues(this.o.sysfs, n));
+          c = { at: t, attrs: a ?? undefined, queues: q ?? undefined };
+          if (dev?.link?.stats) this.sysfsConfig.set(key, c);
+        } else if (c.attrs) {
+          c = { ...c, attrs: { ...c.attrs, stats: dev.link.stats } };
+        }
+        if (c.attrs) attrs.set(n, c.attrs);
+        if (c.queues) queues.set(n, c.queues);
       }),
     );
+    if (this.sysfsConfig.size > 4 * names.size + 16) this.sysfsConfig.clear();
     // ethtool configuration (features, rings) now and then; per-queue qstats (tx-stop) every snapshot.
     // Devices or kernels without them (veth rings, tun, old kernels) simply leave them out.
     const features = new Map<string, EthtoolFeatures>();
@@ -237,6 +333,8 @@ export class NodeEvidenceReader {
       sysctl,
       ovs: this.ovsSnap,
       vswitchdCpuSeconds: this.ovsSnap ? this.vswitchdCpu(errors) : undefined,
+      vswitchdTasks: this.ovsSnap ? this.vswitchdTasks() : undefined,
+      owners: attempt('socket owners', () => this.owners(inodes, t)),
       ovsInternal: this.internalSet(),
       userHz: this.hz,
       errors,

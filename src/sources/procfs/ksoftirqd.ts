@@ -10,7 +10,8 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
-import { ProcFileError, ProcParseError, readProcText, readProcTextOptional } from './read';
+import { ProcFileError, readProcText, readProcTextOptional } from './read';
+import { parseTaskStat } from './tasks';
 
 export interface PidStat {
   pid: number;
@@ -20,21 +21,10 @@ export interface PidStat {
   stime: number;
 }
 
-/** Parse /proc/<pid>/stat. comm may contain spaces and parentheses: it ends at the last ")". */
+/** Parse /proc/<pid>/stat (the same format as a thread's stat: ./tasks.ts). */
 export function parsePidStat(text: string, file = 'stat'): PidStat {
-  const open = text.indexOf('(');
-  const close = text.lastIndexOf(')');
-  if (open < 0 || close < open) throw new ProcParseError(file, 1, 'no "(comm)" field');
-  const pid = Number(text.slice(0, open).trim());
-  const rest = text.slice(close + 2).trim().split(/\s+/);
-  // rest[0] is field 3 (state); utime is field 14, stime field 15.
-  if (rest.length < 13) throw new ProcParseError(file, 1, `${rest.length + 2} fields, expected at least 15`);
-  const utime = rest[11];
-  const stime = rest[12];
-  if (!/^\d+$/.test(utime) || !/^\d+$/.test(stime) || !Number.isInteger(pid)) {
-    throw new ProcParseError(file, 1, `bad pid/utime/stime "${pid}" "${utime}" "${stime}"`);
-  }
-  return { pid, comm: text.slice(open + 1, close), utime: Number(utime), stime: Number(stime) };
+  const t = parseTaskStat(text, file);
+  return { pid: t.tid, comm: t.comm, utime: t.utime, stime: t.stime };
 }
 
 const KSOFTIRQD_RE = /^ksoftirqd\/(\d+)$/;

@@ -47,6 +47,7 @@ export class FakeFlows implements FlowSource {
   /** port -> bytes acked so far and whether it exists. */
   flows = new Map<number, { bytes: number; watched: boolean; cookie: string; sig: Partial<FlowSample>; rate: number }>();
   lookups = 0;
+  openedConnections?: () => number | undefined;
   discover = async (): Promise<DiscoveredFlow[]> =>
     [...this.flows.entries()].map(([p, f]) => ({ key: key(p, f.cookie), bytesAcked: f.bytes, bytesReceived: 0, watched: f.watched }));
   lookup = async (keys: readonly FlowKey[], t: number, _wallMs?: number): Promise<Array<FlowSample | null>> =>

@@ -8,7 +8,7 @@ import { DEFAULT_SAMPLER_OPTIONS, Sampler, SamplerOptions, parseFlowId } from '.
 import { DiagnosisCollector, FlowIdentities } from '../../../src/collectors/diagnosis';
 import { Emitter } from '../../../src/core/metrics';
 import { createLogger, nullLogger } from '../../../src/core/log';
-import { FakeClock, FakeFlows, FakeNode, fakeListeners, tickN } from './fakes';
+import { FakeClock, FakeFlows, FakeNode, fakeListeners, key, tickN } from './fakes';
 import { SIG } from './synth';
 
 async function sampled(opts: Partial<SamplerOptions> = {}) {
@@ -125,6 +125,8 @@ describe('sampler loops: a rejected round is counted and logged, never fatal', (
     const flows = new FakeFlows();
     const logs: string[] = [];
     const s = new Sampler({ ...DEFAULT_SAMPLER_OPTIONS, top: 0, rateHz: 20, discoverIntervalMs: 1000, nodeIntervalMs: 500 }, flows, new FakeNode(), createLogger('info', (l) => logs.push(l)), clock);
+    // A sampled flow: without one the sampling and node loops park.
+    flows.flows.set(5, { bytes: 0, watched: true, cookie: '1', sig: {}, rate: 1 });
     let calls = 0;
     // A failure outside the stage's own error handling (e.g. a bug in classification): the round rejects.
     (s as unknown as Record<string, () => Promise<void>>)[method] = async () => {
@@ -151,6 +153,7 @@ describe('sampler loops: a rejected round is counted and logged, never fatal', (
     (s as unknown as { tick: () => Promise<void> }).tick = () => {
       throw new Error('sync');
     };
+    s.pin(key(5), 60); // a sampled flow: without one the sampling loop parks
     s.start();
     await clock.advance(200);
     await s.stop();

@@ -3,7 +3,7 @@
 
 import { RULES, RuleContext, lossy, rankFindings, rttInflated } from '../../../src/diagnosis/rules';
 import { diagnose } from '../../../src/diagnosis/verdict';
-import type { CpuDelta, DeviceDelta, Finding, FlowSummary, NodeSummary, QdiscDelta, Status } from '../../../src/diagnosis/types';
+import type { CpuDelta, DeviceDelta, Finding, FlowSummary, NodeSummary, OwnerSummary, QdiscDelta, Status, ThreadDelta } from '../../../src/diagnosis/types';
 import { MBIT, SIG, node, skmem, synthFlow } from './synth';
 
 function evalRule(id: string, c: RuleContext): Omit<Finding, 'rule' | 'hop'> | undefined {
@@ -31,6 +31,13 @@ const qd = (device: string, kind: string, p: Partial<QdiscDelta> = {}, snap: Par
   ...p,
 });
 const cpu = (n: number, p: Partial<CpuDelta> = {}): CpuDelta => ({ cpu: n, softirqShare: 0.1, timeSqueeze: 0, softnetDropped: 0, netRx: 1000, ...p });
+/** A thread over the window: run and wait shares (schedstat), on CPU 1. */
+const thread = (run: number, wait: number, p: Partial<ThreadDelta> = {}): ThreadDelta => ({ pid: 900, tid: 901, comm: 'iperf3', runShare: run, waitShare: wait, demand: run + wait, processor: 1, ...p });
+const INODE = 4242;
+/** A node whose socket INODE is held by a process with these threads (CPU 1 at 40% softirq). */
+const ownerNode = (threads: ThreadDelta[], p: Partial<NodeSummary> = {}, o: Partial<OwnerSummary> = {}): NodeSummary =>
+  node({ owners: [{ inode: INODE, pids: [900], threads, ...o }], cpus: [cpu(0), cpu(1, { softirqShare: 0.4, irqShare: 0.01, stealShare: 0 })], cpuBusy: 0.97, ...p });
+const ovsDp = (p: Partial<NonNullable<NodeSummary['ovs']>> = {}): NodeSummary['ovs'] => ({ datapaths: [{ name: 'ovs-netdev', type: 'netdev' }], portDrops: [], ...p });
 
 // Flows (4 s, 20 Hz), from the lab signatures.
 const F = {
@@ -48,6 +55,19 @@ const F = {
   smallCwnd: synthFlow({ ...SIG.loss, rtt: 310, minRtt: 300 }, { goodputBps: 255 * MBIT }),
   // veth + BBR: many retransmits, ~90% spurious
   spurious: synthFlow(SIG.base_bbr, { goodputBps: 18000 * MBIT, retransPerSec: 15000, dsackPerSec: 13500 }),
+  // iperf3 on veth, CPU-bound: everything it writes is sent at once (nothing unsent, busy)
+  cpuBound: synthFlow({ ...SIG.app, inode: INODE, appLimited: true }, { busy: 0.97, goodputBps: 12000 * MBIT }),
+  appOwned: synthFlow({ ...SIG.app, inode: INODE }, { busy: 0.25, goodputBps: 100 * MBIT }),
+  // The veth report: BBR with room to send, pacing_rate 215 Gbit/s, goodput ~11 Gbit/s
+  bbrFastPacing: synthFlow({ ...SIG.base_bbr_veth, inode: INODE, pacingRate: 215e9 / 8, bbr: { bw: 173e9 / 8, minRtt: 20, pacingGain: 1.25, cwndGain: 2 } }, { goodputBps: 10750 * MBIT }),
+  // SO_MAX_PACING_RATE 2 Gbit/s, pacing at it, the flow sends 100 Mbit/s
+  capFar: synthFlow({ ...SIG.pace_cubic, pacingRate: 2e9 / 8, maxPacingRate: 2e9 / 8 }, { goodputBps: 100 * MBIT }),
+  rwndOwned: synthFlow({ ...SIG.rwnd, inode: INODE }, { rwnd: 0.94, goodputBps: 111 * MBIT }),
+};
+// The receiver's view (its own inode; the peer's exporter sampled it).
+const RX = {
+  bigBuffer: synthFlow({ cc: 'cubic', inode: INODE, skmem: skmem({ rmemAlloc: 6e6, rcvbuf: 6291456 }) }, { goodputBps: 0 }),
+  smallBuffer: synthFlow({ cc: 'cubic', inode: INODE, skmem: skmem({ rmemAlloc: 4000, rcvbuf: 8192 }) }, { goodputBps: 0 }),
 };
 
 const ovsNode = (p: Partial<NodeSummary> = {}) =>
@@ -59,6 +79,19 @@ const CASES: Record<string, Case[]> = {
     { name: 'iperf3 -b 100M: idle 75%, nothing unsent 25%', c: { tx: F.app }, status: 'limiting', limit: 'app' },
     { name: 'bulk sender', c: { tx: F.bneck }, status: 'ok' },
   ],
+  'sender-cpu': [
+    {
+      name: 'writer 98% of a core on CPU 1 (softirq 40% there), nothing unsent: limiting',
+      c: { tx: F.cpuBound, txNode: ownerNode([thread(0.98, 0.01)]) },
+      status: 'limiting',
+      limit: 'cpu',
+    },
+    { name: 'writer starved: ran 50%, waited runnable 45%', c: { tx: F.cpuBound, txNode: ownerNode([thread(0.5, 0.45)]) }, status: 'limiting', limit: 'cpu' },
+    { name: 'iperf3 -b 100M on a loaded node: ran 5%, waited for a CPU 25%, slept the rest: idle by choice', c: { tx: F.appOwned, txNode: ownerNode([thread(0.05, 0.25)]) }, status: 'ok' },
+    { name: 'iperf3 -b 100M: the writer sleeps (4% of a core)', c: { tx: F.appOwned, txNode: ownerNode([thread(0.04, 0)]) }, status: 'ok' },
+    { name: 'writer CPU-bound but the flow is held by the path (cwnd): suspect at most', c: { tx: { ...F.bneck, last: { ...F.bneck.last, inode: INODE } }, txNode: ownerNode([thread(0.99, 0)]) }, status: 'ok' },
+    { name: 'no permission to read /proc/PID/fd: unknown, never limiting', c: { tx: F.cpuBound, txNode: ownerNode([], {}, { pids: [], unknown: 'no permission to read /proc/PID/fd of 3 processes (EACCES)' }) }, status: 'ok' },
+  ],
   'sndbuf-limited': [
     { name: 'sndbuf 8 KB: w ≥ tb, notsent 0 (chrono silent)', c: { tx: F.sndbuf }, status: 'limiting', limit: 'sndbuf' },
     { name: 'sndbuf chrono 72% (256 KB case)', c: { tx: synthFlow(SIG.bneck, { sndbuf: 0.72 }) }, status: 'limiting', limit: 'sndbuf' },
@@ -67,9 +100,11 @@ const CASES: Record<string, Case[]> = {
   'pacing-capped': [
     { name: '--fq-rate 100M', c: { tx: F.paceCubic }, status: 'limiting', limit: 'pacing_capped' },
     { name: 'no max_pacing_rate', c: { tx: F.base }, status: 'ok' },
+    { name: 'max_pacing_rate 20× the send rate: the cap did not hold the flow', c: { tx: F.capFar }, status: 'ok' },
   ],
   pacing: [
     { name: 'BBR pacing at its estimate', c: { tx: F.baseBbr }, status: 'suspect', limit: 'pacing' },
+    { name: 'pacing rate 20× the send rate: pacing did not hold the flow', c: { tx: F.bbrFastPacing }, status: 'ok' },
     { name: 'cubic, cwnd-limited', c: { tx: F.bneck }, status: 'ok' },
   ],
   'cwnd-growth': [
@@ -133,6 +168,17 @@ const CASES: Record<string, Case[]> = {
       status: 'suspect',
       limit: 'cpu',
     },
+    {
+      name: 'userspace datapath, busiest thread wanted a CPU 100% and blocked 10 times/s: saturated',
+      c: { tx: F.base, txNode: ovsNode({ ovs: ovsDp({ vswitchdCpuShare: 0.6, vswitchdThread: thread(0.6, 0.4, { comm: 'ovs-vswitchd', sleepsPerSecond: 10 }) }) }) },
+      status: 'limiting',
+      limit: 'cpu',
+    },
+    {
+      name: 'vswitchd at 95% of a core but its thread blocked 450 times/s (polls, spare capacity): not saturated',
+      c: { tx: F.bneck, txNode: ovsNode({ ovs: ovsDp({ vswitchdCpuShare: 0.95, vswitchdThread: thread(0.95, 0.05, { comm: 'ovs-vswitchd', sleepsPerSecond: 450 }) }) }) },
+      status: 'ok',
+    },
     { name: 'vswitchd 20%', c: { tx: F.bneck, txNode: ovsNode({ ovs: { datapaths: [{ name: 'ovs-netdev', type: 'netdev' }], portDrops: [], vswitchdCpuShare: 0.2 } }) }, status: 'ok' },
   ],
   'ovs-rx-cpu': [
@@ -183,6 +229,12 @@ const CASES: Record<string, Case[]> = {
       limit: 'queue',
     },
     { name: 'pacing-capped flow', c: { tx: F.paceCubic, txNode: node() }, status: 'ok' },
+    {
+      name: 'OVS bneck: vswitchd near a core, but its thread blocks 450 times/s: the queue is beyond the host',
+      c: { tx: F.bneck, txNode: ovsNode({ ovs: ovsDp({ vswitchdCpuShare: 0.95, vswitchdThread: thread(0.9, 0.08, { comm: 'ovs-vswitchd', sleepsPerSecond: 450 }) }) }) },
+      status: 'limiting',
+      limit: 'queue',
+    },
   ],
   'rx-cpu': [
     { name: 'RX CPU 98% softirq, squeezing', c: { tx: F.bneck, rxNode: node({ rxCpu: cpu(1, { softirqShare: 0.98, timeSqueeze: 300 }) }) }, status: 'limiting', limit: 'cpu' },
@@ -200,6 +252,27 @@ const CASES: Record<string, Case[]> = {
   'rx-tcp-drops': [
     { name: 'TCPRcvQDrop rising, lossy flow', c: { tx: F.loss, rxNode: node({ tcpExt: { TCPRcvQDrop: 120, TCPBacklogDrop: 0 } }) }, status: 'limiting', limit: 'drops' },
     { name: 'no receive drops', c: { tx: F.loss, rxNode: node({ tcpExt: { TCPRcvQDrop: 0, TCPOFOQueue: 50 } }) }, status: 'ok' },
+  ],
+  'receiver-cpu': [
+    {
+      name: 'reader CPU-bound, its buffer full (r near rb), the sender held by the window',
+      c: { tx: F.rwndOwned, rx: RX.bigBuffer, rxNode: ownerNode([thread(0.97, 0.02, { comm: 'reader' })]) },
+      status: 'limiting',
+      limit: 'cpu',
+    },
+    {
+      name: 'reader CPU-bound but the receive buffer is below the BDP: the buffer is the cause (suspect)',
+      c: { tx: { ...F.rwndOwned, medianRttUs: 2000 }, rx: RX.smallBuffer, rxNode: ownerNode([thread(0.97, 0.02)]) },
+      status: 'suspect',
+      limit: 'cpu',
+    },
+    {
+      name: 'reader CPU-bound but its receive queue is empty: the window is the buffer size (suspect)',
+      c: { tx: F.rwndOwned, rx: synthFlow({ cc: 'cubic', inode: INODE, skmem: skmem({ rmemAlloc: 0, rcvbuf: 6291456 }) }, { goodputBps: 0 }), rxNode: ownerNode([thread(0.97, 0.02)]) },
+      status: 'suspect',
+      limit: 'cpu',
+    },
+    { name: 'reader sleeps', c: { tx: F.rwndOwned, rx: RX.bigBuffer, rxNode: ownerNode([thread(0.1, 0)]) }, status: 'ok' },
   ],
   'rwnd-limited': [
     { name: 'tcp_rmem max 8 KB at the receiver: rwnd_limited 94%', c: { tx: F.rwnd }, status: 'limiting', limit: 'rwnd' },

@@ -1,7 +1,7 @@
 // The sampler with fake sources and a fake clock: which flows it samples, what it does with closed and
 // reused sockets, the windows it answers for, and its loop timing.
 
-import { DEFAULT_SAMPLER_OPTIONS, Sampler, SamplerOptions, flowId, joinEvidence, parseFlowId } from '../../../src/diagnosis/sampler';
+import { DEFAULT_SAMPLER_OPTIONS, Ring, Sampler, SamplerOptions, flowId, joinEvidence, parseFlowId } from '../../../src/diagnosis/sampler';
 import { totalSeconds } from '../../../src/diagnosis/classify';
 import { REASONS } from '../../../src/diagnosis/types';
 import { nullLogger } from '../../../src/core/log';
@@ -181,6 +181,50 @@ describe('loops', () => {
     expect(s.stats.ticks).toBe(ticks);
   });
 
+  it('with no flow to sample only discovery runs; a flow that appears wakes the sampling and node loops', async () => {
+    const { s, flows, node, clock } = setup({ top: 3, rateHz: 20, discoverIntervalMs: 1000, nodeIntervalMs: 500 });
+    s.start();
+    await clock.advance(3000);
+    expect(s.stats.discoveries).toBe(4);
+    expect(s.stats.ticks).toBe(0); // parked: no wake-up at 20 Hz on an idle node
+    expect(node.snaps).toBe(0);
+    flows.flows.set(7, { bytes: 0, watched: true, cookie: '1', sig: SIG.bneck, rate: 1 });
+    await clock.advance(2000); // found by the discovery at t = 4000
+    await s.stop();
+    expect(s.stats.ticks).toBeGreaterThanOrEqual(19);
+    expect(s.stats.ticks).toBeLessThanOrEqual(21);
+    expect(node.snaps).toBeGreaterThanOrEqual(2);
+  });
+
+  it('skips a discovery dump while no connection opened since a dump that had nothing to rank', async () => {
+    const { s, flows } = setup({ top: 3 });
+    let opens = 10;
+    flows.openedConnections = () => opens;
+    await s.discover();
+    await s.discover();
+    expect(s.stats.discoveries).toBe(1); // idle node: nothing found, nothing opened since
+    expect(s.stats.discoveriesSkipped).toBe(1);
+    flows.flows.set(8, { bytes: 1000, watched: false, cookie: '1', sig: SIG.bneck, rate: 1 });
+    opens++;
+    await s.discover();
+    expect(s.flows().map((f) => f.key.localPort)).toEqual([8]); // found as a top flow
+    await s.discover();
+    expect(s.stats.discoveries).toBe(3); // a candidate to rank: every discovery dumps
+    // only watched flows and top = 0: nothing to rank, the watched set cannot change without a new connection
+    const w = setup({ top: 0 });
+    w.flows.openedConnections = () => opens;
+    w.flows.flows.set(9, { bytes: 1000, watched: true, cookie: '1', sig: SIG.bneck, rate: 1 });
+    await w.s.discover();
+    await w.s.discover();
+    expect(w.s.stats.discoveries).toBe(1);
+    expect(w.s.flows().map((f) => f.key.localPort)).toEqual([9]);
+    // without the count every discovery dumps
+    const n = setup({ top: 0 });
+    await n.s.discover();
+    await n.s.discover();
+    expect(n.s.stats.discoveries).toBe(2);
+  });
+
   it('a round that takes longer than the interval counts overruns instead of piling up', async () => {
     const { s, flows, clock } = setup({ top: 0, rateHz: 20 });
     flows.flows.set(5, { bytes: 0, watched: true, cookie: '1', sig: SIG.bneck, rate: 1 });
@@ -195,5 +239,20 @@ describe('loops', () => {
     await s.stop();
     expect(s.stats.overruns).toBeGreaterThan(0);
     expect(s.stats.ticks).toBeLessThan(15);
+  });
+});
+
+describe('Ring', () => {
+  it('keeps what `keep` accepts relative to the newest entry, across compactions', () => {
+    const r = new Ring<number>((x, newest) => newest - x <= 100);
+    for (let i = 0; i <= 1000; i++) {
+      r.push(i);
+      const all = r.all();
+      expect(all[0]).toBe(Math.max(0, i - 100));
+      expect(all[all.length - 1]).toBe(i);
+      expect(r.length).toBe(all.length);
+      expect(r.last).toBe(i);
+    }
+    expect(r.all()).toEqual(Array.from({ length: 101 }, (_, k) => 900 + k));
   });
 });
