@@ -13,8 +13,16 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund \
     && node -e 'require("netlink")'
 
+# --- runtime-base: the base with what the exporter runs besides node ---
+FROM ${BASE} AS runtime-base
+# ethtool: the nic collector reads driver-private counters with `ethtool -S` (no netlink equivalent).
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ethtool \
+    && rm -rf /var/lib/apt/lists/*
+
 # --- runtime: production dependencies, the compiled code and the launcher ---
-FROM ${BASE}
+FROM runtime-base AS runtime
+ARG BASE
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.title="flowpath" \
@@ -23,10 +31,6 @@ LABEL org.opencontainers.image.title="flowpath" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.base.name="${BASE}"
-# ethtool: the nic collector reads driver-private counters with `ethtool -S` (no netlink equivalent).
-RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ethtool \
-    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules

@@ -9,7 +9,7 @@ import * as path from 'path';
 import { parse as parseYaml } from 'yaml';
 import { Config } from '../../src/core/flags';
 import { allFlags } from '../../src/exporter';
-import { REPO, yamlDocs } from '../support/deploy-files';
+import { REPO, flagOverrides, imageTestRun, yamlDocs } from '../support/deploy-files';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const gen = require(path.join(REPO, 'scripts/gen-deploy')) as {
@@ -125,15 +125,23 @@ describe('deploy/kubernetes', () => {
     });
 
     it('passes only flags flowpath knows, with valid values', () => {
-      const overrides: Record<string, string> = {};
+      const overrides = flagOverrides(container().args);
       const known = new Set(allFlags().map((f) => f.name));
-      for (const a of container().args as string[]) {
-        const m = /^--([^=]+)=(.*)$/.exec(a);
-        expect(m).not.toBeNull();
-        expect(known.has(m![1])).toBe(true);
-        overrides[m![1]] = m![2];
-      }
+      for (const name of Object.keys(overrides)) expect([name, known.has(name)]).toEqual([name, true]);
       expect(() => Config.from(allFlags(), overrides)).not.toThrow();
+    });
+
+    it('is how scripts/image-test runs the image: same flags (but the listen address), same read-only mounts', () => {
+      const run = imageTestRun();
+      const notListen = (a: string) => !a.startsWith('--web.listen-address=');
+      expect(run.flags.filter(notListen).sort()).toEqual((container().args as string[]).filter(notListen).sort());
+      const vols = new Map<string, string>(pod().volumes.map((v: { name: string; hostPath: { path: string } }) => [v.name, v.hostPath.path]));
+      for (const m of container().volumeMounts as { name: string; mountPath: string }[]) {
+        const host = vols.get(m.name)!;
+        // The OVS run dir of the test is a private one (its own ovs-vswitchd); the others are the host's.
+        const mount = host === '/run/openvswitch' ? [...run.mounts.values()].find((x) => x.destination === m.mountPath) : run.mounts.get(host);
+        expect({ host, mount }).toEqual({ host, mount: { destination: m.mountPath, ro: true } });
+      }
     });
   });
 

@@ -49,3 +49,25 @@ export function grantedCapabilities(): Record<string, string[]> {
 }
 
 export const normalizeCaps = norm;
+
+/** `--name=value` arguments as flag overrides; throws on an argument of another form. */
+export function flagOverrides(args: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const a of args) {
+    const m = /^--([^=]+)=(.*)$/.exec(a);
+    if (!m) throw new Error(`argument "${a}" is not --name=value`);
+    out[m[1]] = m[2];
+  }
+  return out;
+}
+
+/** How scripts/image-test runs the container: its exporter flags and its bind mounts (source -> destination). */
+export function imageTestRun(): { flags: string[]; mounts: Map<string, { destination: string; ro: boolean }> } {
+  const text = read('scripts/image-test');
+  const run = /^podman run "\$\{run_args\[@\]\}" "\$image" \\\n((?:.*\\\n)*.*)$/m.exec(text);
+  if (!run) throw new Error('scripts/image-test: no `podman run "${run_args[@]}" "$image"` command');
+  const flags = [...run[1].matchAll(/--[a-z.-]+=("[^"]*"|\S+)/g)].map((m) => m[0].replace(/"/g, ''));
+  const mounts = new Map<string, { destination: string; ro: boolean }>();
+  for (const m of text.matchAll(/--mount "?type=bind,source=([^,]+),destination=([^,"]+)(,ro=true)?/g)) mounts.set(m[1], { destination: m[2], ro: !!m[3] });
+  return { flags, mounts };
+}
