@@ -22,6 +22,7 @@ interface Volume {
 }
 interface Service {
   network_mode?: string;
+  extra_hosts?: string[];
   read_only?: boolean;
   user?: string;
   cap_drop?: string[];
@@ -95,6 +96,26 @@ describe('deploy/compose', () => {
         expect({ name, source: v.source, exists: fs.existsSync(path.join(DIR, v.source)), ro: v.read_only }).toEqual({ name, source: v.source, exists: true, ro: true });
       }
     }
+  });
+
+  it("Grafana reaches the Prometheus that grafana/provisioning names, and loads the dashboards where the provider looks", () => {
+    const services = compose().services;
+    const provisioning = path.join(REPO, 'grafana/provisioning');
+    const files = (sub: string) => fs.readdirSync(path.join(provisioning, sub)).filter((f) => /\.ya?ml$/.test(f)).map((f) => path.join(provisioning, sub, f));
+    const datasources = files('datasources').flatMap((f) => (parseYaml(fs.readFileSync(f, 'utf8')) as { datasources: { type: string; url: string }[] }).datasources);
+    const prom = datasources.filter((d) => d.type === 'prometheus');
+    expect(prom.length).toBeGreaterThan(0);
+    for (const d of prom) {
+      const url = new URL(d.url);
+      // Prometheus is on the host's network: its name must map to the host gateway in Grafana's container.
+      expect(services.prometheus.network_mode).toBe('host');
+      expect(services.grafana.extra_hosts).toContain(`${url.hostname}:host-gateway`);
+      expect(services.prometheus.command).toContain(`--web.listen-address=:${url.port}`);
+    }
+    const providers = files('dashboards').flatMap((f) => (parseYaml(fs.readFileSync(f, 'utf8')) as { providers: { options: { path: string } }[] }).providers);
+    const dashMount = services.grafana.volumes!.find((v) => v.source === '../../grafana/dashboards')!;
+    expect(providers.map((p) => p.options.path)).toContain(dashMount.target);
+    expect(services.grafana.volumes!.find((v) => v.source === '../../grafana/provisioning')!.target).toBe('/etc/grafana/provisioning');
   });
 
   it("Prometheus's config loads every rule file of prometheus/ (promtool check config)", () => {

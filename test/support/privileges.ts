@@ -7,7 +7,7 @@
 // Used by test/lab/privileges.test.ts (which checks the README table and the capability sets of every
 // deployment against it) and by `scripts/privilege-matrix` (which rewrites the README table).
 // Needs root (namespaces, setpriv to another uid, ovs-vswitchd).
-import { ChildProcess, execFileSync, spawn } from 'child_process';
+import { ChildProcess, execFileSync, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -30,6 +30,8 @@ export interface Probe {
 
 export interface Exposition {
   lines: string[];
+  /** Queues of the veth that a netdev genl QUEUE_GET dump returned under the same privilege (-1: it failed). */
+  netdevQueues?: number;
   has: (name: string, labels?: Record<string, string>) => boolean;
   value: (name: string, labels?: Record<string, string>) => number | undefined;
 }
@@ -70,6 +72,11 @@ export const PROBES: Probe[] = [
     what: 'ethtool netlink (channels, features; rings, coalescing, pause where the driver has them)',
     collector: 'nic',
     ok: (m) => m.has('flowpath_nic_channels', { device: VETH_A }) && m.has('flowpath_nic_offload_active', { device: VETH_A }),
+  },
+  {
+    what: 'netdev genl (QUEUE_GET/NAPI_GET for queue-to-IRQ roles, QSTATS_GET where the driver has them)',
+    collector: 'irq, nic',
+    ok: (m) => (m.netdevQueues ?? -1) > 0,
   },
   { what: 'ethtool -S (SIOCETHTOOL ioctl, driver counters)', collector: 'nic', ok: (m) => m.has('flowpath_nic_driver_stat_total', { device: VETH_A }) },
   { what: 'rtnetlink qdisc dump', collector: 'qdisc', ok: (m) => collectorOk(m, 'qdisc') && m.has('flowpath_qdisc_info', { device: VETH_A }) },
@@ -127,6 +134,17 @@ function sh(cmd: string, args: string[]): string {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// netdev genl probe run with the same privilege (the veth has no queue stats and no IRQs, so the
+// exporter's output cannot show whether this family answers): a QUEUE_GET dump for one device.
+const NETDEV_PROBE = `
+const { NetdevGenlClient } = require(process.argv[1]);
+const c = new NetdevGenlClient();
+c.queues(Number(process.argv[2])).then(
+  (q) => { console.log(q.length); c.close(); },
+  (e) => { console.error(String(e.message || e)); console.log(-1); c.close(); },
+);
+`;
 
 // Scraper run inside the namespace: waits for /readyz, lets the diagnosis sampler take a few samples,
 // then prints /metrics.
@@ -230,7 +248,15 @@ export class MatrixLab {
         timeout: 30000,
         maxBuffer: 64 << 20,
       });
-      return parseExposition(text);
+      const m = parseExposition(text);
+      const ifindex = JSON.parse(sh('ip', ['-n', this.ns, '-j', 'link', 'show', VETH_A]))[0].ifindex as number;
+      const probe = spawnSync('ip', ['netns', 'exec', this.ns, ...prefix, process.execPath, '-e', NETDEV_PROBE, path.join(this.repoView, 'dist/src/sources/netlink/netdev-genl.js'), String(ifindex)], {
+        encoding: 'utf8',
+        timeout: 20000,
+        cwd: '/',
+      });
+      m.netdevQueues = Number(probe.stdout.trim() || -1);
+      return m;
     } catch (e) {
       throw new Error(`exporter run (${prefix.join(' ') || 'root'}) failed: ${(e as Error).message}\n${log}`);
     } finally {
