@@ -25,6 +25,9 @@ interface Registries {
 }
 let registries: Registries | undefined;
 
+/** The `kind` values of prom-client's nodejs_gc_duration_seconds (V8's collection types). */
+const GC_KINDS = ['major', 'minor', 'incremental', 'weakcb'];
+
 function runtimeRegistries(): Registries {
   if (!registries) {
     const text = new client.Registry();
@@ -32,6 +35,12 @@ function runtimeRegistries(): Registries {
     openmetrics.setContentType(client.openMetricsContentType); // fixed for the registry's life
     client.collectDefaultMetrics({ register: text });
     client.collectDefaultMetrics({ register: openmetrics });
+    // The GC histogram's series would appear the first time each kind of collection runs (seconds or
+    // minutes after start): new series on a steady exporter. Start them all at zero instead.
+    for (const r of [text, openmetrics]) {
+      const gc = r.getSingleMetric('nodejs_gc_duration_seconds') as client.Histogram<'kind'> | undefined;
+      for (const kind of GC_KINDS) gc?.zero({ kind });
+    }
     registries = { text, openmetrics };
   }
   return registries;
