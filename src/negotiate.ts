@@ -1,5 +1,5 @@
 // HTTP content negotiation for /metrics: the exposition format from Accept, the content coding from
-// Accept-Encoding, both honouring q-values (RFC 9110 §12.4.2: q=0 means "not acceptable").
+// Accept-Encoding, both honouring q-values (RFC 9110, section 12.4.2: q=0 means "not acceptable").
 
 import type { ExpositionFormat } from './core/metrics';
 

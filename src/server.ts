@@ -10,7 +10,7 @@ import { promisify } from 'util';
 import * as zlib from 'zlib';
 import { Exporter, maxRequestsFlag, scrapeTimeoutFlag, telemetryPathFlag } from './exporter';
 import { CONTENT_TYPES, chooseEncoding, chooseFormat } from './negotiate';
-import { VERSION } from './version';
+import { mountLandingPage } from './web/landing';
 
 const gzip = promisify(zlib.gzip);
 
@@ -22,9 +22,6 @@ export interface ServerOptions {
   /** Headers added to every response (http_server_config.headers of --web.config.file). */
   headers?: Readonly<Record<string, string>>;
 }
-
-const escapeHtml = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
 
 /** Taken off Prometheus' scrape timeout so that the answer arrives before Prometheus gives up. */
 export const SCRAPE_TIMEOUT_OFFSET_SECONDS = 0.5;
@@ -143,32 +140,7 @@ export function createApp(exporter: Exporter, opts: ServerOptions = {}): Express
 
   opts.routes?.(app);
 
-  app.get('/', (_req, res) => {
-    const rows = exporter.registry
-      .statuses()
-      .map((s) => {
-        const state = !s.enabled ? 'disabled' : s.lastSuccess === undefined ? 'not scraped yet' : s.lastSuccess ? 'ok' : `failed: ${s.lastError ?? ''}`;
-        const dur = s.lastDurationSeconds === undefined ? '' : `${(s.lastDurationSeconds * 1000).toFixed(1)} ms`;
-        return `<tr><td>${escapeHtml(s.name)}</td><td>${escapeHtml(state)}</td><td>${dur}</td></tr>`;
-      })
-      .join('\n');
-    res.type('html').send(`<!doctype html>
-<html><head><meta charset="utf-8"><title>flowpath exporter</title></head>
-<body>
-<h1>flowpath ${escapeHtml(VERSION)}</h1>
-<p>Why can't this single TCP flow reach line rate? Per-flow TCP_INFO, NIC, qdisc, softirq and OVS metrics.</p>
-<ul>
-<li><a href="${escapeHtml(telemetryPath.replace(/^\//, ''))}">Metrics</a></li>
-<li><a href="healthz">Health</a> · <a href="readyz">Readiness</a></li>
-<li><a href="api/flows">Flows (JSON)</a> · <a href="api/diagnosis">Diagnosis (JSON)</a></li>
-</ul>
-<h2>Collectors</h2>
-<table border="1" cellpadding="4"><tr><th>collector</th><th>last status</th><th>last duration</th></tr>
-${rows}
-</table>
-</body></html>
-`);
-  });
+  mountLandingPage(app, exporter);
 
   app.use((_req, res) => {
     res.status(404).type('text/plain').send('not found\n');

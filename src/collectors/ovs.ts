@@ -74,8 +74,8 @@ const dpTable = new MetricTable<DpRow>(['datapath', 'source'], [
 
 // --- ports ----------------------------------------------------------------------------------------
 const portTable = new MetricTable<OvsPortStats>(['datapath', 'port', 'type', 'internal', 'source'], [
-  ['flowpath_ovs_port_rx_packets_total', 'counter', 'Packets received on the datapath port.', (r) => r.rxPackets],
-  ['flowpath_ovs_port_tx_packets_total', 'counter', 'Packets sent on the datapath port.', (r) => r.txPackets],
+  ['flowpath_ovs_port_rx_packets_total', 'counter', 'Packets received on the datapath port (internal ports: received by the host from the bridge).', (r) => r.rxPackets],
+  ['flowpath_ovs_port_tx_packets_total', 'counter', 'Packets sent on the datapath port (internal ports: sent by the host into the bridge).', (r) => r.txPackets],
   ['flowpath_ovs_port_rx_bytes_total', 'counter', 'Bytes received on the datapath port.', (r) => r.rxBytes],
   ['flowpath_ovs_port_tx_bytes_total', 'counter', 'Bytes sent on the datapath port.', (r) => r.txBytes],
   ['flowpath_ovs_port_rx_errors_total', 'counter', 'Receive errors on the datapath port.', (r) => r.rxErrors],

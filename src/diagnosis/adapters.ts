@@ -362,10 +362,12 @@ export function pathDevicesFor(egress: string | undefined, ovs: OvsSourceSnapsho
   if (!egress) return { extraDevices: extra };
   const viaOvs = internal.has(egress) || devices.find((d) => d.name === egress)?.class === 'ovs-internal';
   let nic = egress;
+  let datapath: string | undefined;
   if (viaOvs && ovs?.unixctl.dpif) {
     for (const b of ovs.unixctl.dpif) {
       for (const br of b.bridges) {
         if (!br.ports.some((p) => p.name === egress)) continue;
+        datapath = b.datapath;
         // The physical port ("system"), else any other non-internal port (a tunnel), never a patch port.
         const uplink =
           br.ports.find((p) => p.type === 'system' || p.type === '') ?? br.ports.find((p) => !isInternalType(p.type) && p.type !== 'patch');
@@ -373,7 +375,17 @@ export function pathDevicesFor(egress: string | undefined, ovs: OvsSourceSnapsho
       }
     }
   }
-  return { ipDevice: egress, nicDevice: nic, viaOvs, extraDevices: extra };
+  if (viaOvs && datapath === undefined) {
+    // ovs-vswitchd not readable: the kernel datapath holding the port (genetlink knows no bridges, so the
+    // uplink is only known when the datapath has a single "system" port).
+    const dp = ovs?.kernel.state?.datapaths.find((d) => d.vports.some((v) => v.name === egress));
+    if (dp) {
+      datapath = `system@${dp.name}`;
+      const sys = dp.vports.filter((v) => v.type === 'system' && v.name);
+      if (sys.length === 1) nic = sys[0].name!;
+    }
+  }
+  return { ipDevice: egress, nicDevice: nic, viaOvs, ...(datapath ? { datapath } : {}), extraDevices: extra };
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -47,6 +47,18 @@ export function verdictJson(v: Verdict): object {
   return { flow: v.flow ? flowId(v.flow) : null, top: v.top ?? null, hops: v.hops, findings: v.findings };
 }
 
+/** GET /api/diagnosis without ?flow: the verdict of every sampled flow with enough history (also the landing page's data). */
+export function diagnosisOverview(s: Sampler, windowSeconds: number, node: string): { node: string; window_seconds: number; flows: object[] } {
+  const flows = s
+    .flows()
+    .filter((f) => f.history.length >= 2)
+    .map((f) => {
+      const v = s.diagnose(f.key, windowSeconds, undefined, node);
+      return { id: f.id, closed: f.goneAt !== undefined, ...verdictJson(v) };
+    });
+  return { node, window_seconds: windowSeconds, flows };
+}
+
 class BadRequest extends Error {
   constructor(
     message: string,
@@ -146,14 +158,7 @@ export function mountDiagnosisApi(app: Express, deps: DiagnosisApiDeps): void {
         return s.pin(k, pinSeconds);
       };
       if (!flowQ) {
-        const flows = s
-          .flows()
-          .filter((f) => f.history.length >= 2)
-          .map((f) => {
-            const v = s.diagnose(f.key, win, undefined, node);
-            return { id: f.id, closed: f.goneAt !== undefined, ...verdictJson(v) };
-          });
-        res.json({ node, window_seconds: win, flows });
+        res.json(diagnosisOverview(s, win, node));
         return;
       }
       const exact = parseFlowId(flowQ);

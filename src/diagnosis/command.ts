@@ -130,8 +130,10 @@ export async function runDiagnose(config: Config, io: CliIO, deps: DiagnoseDeps 
       }
     }
     const now = deps.now ?? (() => performance.now());
-    const t0 = now();
+    // The first node snapshot (OVS over unixctl, sysfs, netlink) can take seconds on a loaded or emulated
+    // node: the sampling window starts after it, or a short --duration could end with no sample at all.
     await sampler.snapshotNode();
+    const t0 = now();
     sampler.start();
     let closedAfter: number | undefined;
     while (now() - t0 < duration * 1000) {

@@ -66,7 +66,8 @@ export function renderVerdict(v: Verdict, opts: RenderOptions = {}): string {
     const f = h.findings.length ? byRule.get(h.findings[0]) : undefined;
     const st = statusWord(h.status).padEnd(9);
     const colored = h.status === 'limiting' || h.status === 'suspect' || h.status === 'ok' ? c(h.status, st) : c('dim', st);
-    return `  ● ${h.title.padEnd(26)} ${colored} ${oneLine(f, h)}`;
+    const title = h.where ? `${h.title} [${h.where}]` : h.title;
+    return `  ● ${title.padEnd(26)} ${colored} ${oneLine(f, h)}`;
   };
   lines.push(c('bold', ` SENDER${opts.senderLabel ? ` (${opts.senderLabel})` : ''}`));
   for (const h of v.hops) {

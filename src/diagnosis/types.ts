@@ -271,6 +271,8 @@ export interface PathDevices {
   nicDevice?: string;
   /** True when ipDevice is an OVS internal port. */
   viaOvs?: boolean;
+  /** The OVS datapath of ipDevice's bridge ("system@ovs-system": kernel, "netdev@ovs-netdev": userspace). */
+  datapath?: string;
   /** Devices that shape the wire and are visible here (e.g. an ifb on ingress). */
   extraDevices?: string[];
 }
@@ -446,6 +448,9 @@ export interface HopStatus {
   /** The rule ids that decided this hop. */
   findings: string[];
   note?: string;
+  /** What this hop is on the flow's path, when the evidence says: a device ("br-int (OVS internal port)",
+   * "eth1") or an OVS datapath ("system@ovs-system"). */
+  where?: string;
 }
 
 export interface Verdict {

@@ -35,7 +35,7 @@ export function shAsync(cmd: string, args: readonly string[], timeoutMs = 60000)
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

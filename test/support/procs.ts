@@ -24,9 +24,14 @@ export function freePort(): Promise<number> {
   });
 }
 
-export function httpGet(url: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
+/** GET a URL; `via` sends it over a unix socket (socketPath) with extra headers instead. */
+export function httpGet(
+  url: string,
+  timeoutMs = 5000,
+  via: { socketPath?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: timeoutMs }, (res) => {
+    const req = http.get(url, { timeout: timeoutMs, ...via }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));

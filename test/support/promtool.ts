@@ -1,8 +1,11 @@
 // Run `promtool check metrics` on an exposition; returns its exit code and output.
 import { spawnSync } from 'child_process';
 
+/** Whether promtool runs here; in CI a missing promtool is an error, never a silently skipped check. */
 export function promtoolAvailable(): boolean {
-  return spawnSync('promtool', ['--version']).status === 0;
+  const ok = spawnSync('promtool', ['--version']).status === 0;
+  if (!ok && process.env.CI) throw new Error('promtool is missing in CI (scripts/install-test-deps installs Debian\'s prometheus package)');
+  return ok;
 }
 
 export function promtoolCheckMetrics(text: string): { status: number | null; output: string } {

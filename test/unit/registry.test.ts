@@ -45,7 +45,7 @@ describe('Registry', () => {
   });
 
   it('a collector that misses the deadline is failed; the next scrape joins its still-running call instead of calling it again', async () => {
-    const { reg, state } = setup({}, 0.05);
+    const { reg, state } = setup({}, 0.3);
     let release!: () => void;
     state.hang = new Promise<void>((r) => (release = r));
     const first = (await reg.scrape()).render();
@@ -54,7 +54,7 @@ describe('Registry', () => {
     const second = (await reg.scrape()).render();
     expect(second).toContain('flowpath_scrape_collector_success{collector="fakeslow"} 0\n');
     // failed by the deadline of the scrape, not because a call was still running
-    expect(reg.statuses().find((s) => s.name === 'fakeslow')!.lastError).toMatch(/deadline of 0.05s exceeded/);
+    expect(reg.statuses().find((s) => s.name === 'fakeslow')!.lastError).toMatch(/deadline of 0.3s exceeded/);
     expect(state.slowCalls).toBe(1);
     expect(state.okCalls).toBe(2);
     // The hung call returns while the third scrape waits on it: that scrape gets its output.
@@ -96,7 +96,7 @@ describe('Registry', () => {
     let release!: () => void;
     state.hang = new Promise<void>((r) => (release = r));
     const long = reg.scrape();
-    const short = (await reg.scrape({ timeoutSeconds: 0.05 })).render();
+    const short = (await reg.scrape({ timeoutSeconds: 0.3 })).render();
     expect(short).toContain('flowpath_scrape_collector_success{collector="fakeslow"} 0\n');
     expect(short).toContain('flowpath_scrape_collector_success{collector="fakeok"} 1\n');
     release();

@@ -212,9 +212,11 @@ describe('HTTP server', () => {
   it('limits /api/* to --web.max-requests at once like /metrics', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
+    let entered = 0;
     const { app } = setup({ 'web.max-requests': '1' }, {
       routes: (a) =>
         a.get('/api/slow', async (_req, res) => {
+          entered++;
           await gate;
           res.json({ ok: true });
         }),
@@ -223,7 +225,7 @@ describe('HTTP server', () => {
     await new Promise((r) => server.once('listening', r));
     try {
       const first = request(server).get('/api/slow').then((r) => r);
-      await new Promise((r) => setTimeout(r, 50));
+      while (entered === 0) await new Promise((r) => setTimeout(r, 5));
       const second = await request(server).get('/api/slow');
       expect(second.status).toBe(503);
       expect(second.body.error).toMatch(/Limit of concurrent requests reached \(1\)/);

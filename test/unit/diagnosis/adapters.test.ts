@@ -151,9 +151,19 @@ describe('OVS → path devices and evidence (OVS 3.1 dpif/show)', () => {
 
   it('an IP on an internal port: the uplink of its bridge is the NIC (a system port before a tunnel)', () => {
     const p = pathDevicesFor('i1', snap, new Set(['i1']), [{ name: 'i1', ifindex: 5, class: 'tun' }]);
-    expect(p).toEqual({ ipDevice: 'i1', nicDevice: 'w1', viaOvs: true, extraDevices: [] });
+    expect(p).toEqual({ ipDevice: 'i1', nicDevice: 'w1', viaOvs: true, datapath: 'netdev@ovs-netdev', extraDevices: [] });
     const p0 = pathDevicesFor('i0', snap, new Set(['i0']), []);
     expect(p0.nicDevice).toBe('w0');
+  });
+
+  it('kernel datapath without ovs-vswitchd: the datapath holding the port over genetlink, its only system port as NIC', () => {
+    const vport = (name: string, type: string) => ({ dpIfindex: 3, name, type });
+    const k = {
+      ...snap,
+      unixctl: { up: false, connects: 0, commands: [], unparsed: [] },
+      kernel: { moduleLoaded: true, ok: true, state: { interrupted: false, datapaths: [{ ifindex: 3, name: 'ovs-system', vports: [vport('ovs-system', 'internal'), vport('br-int', 'internal'), vport('eth1', 'system')] }] } },
+    } as unknown as OvsSnapshot;
+    expect(pathDevicesFor('br-int', k, new Set(['br-int']), [])).toEqual({ ipDevice: 'br-int', nicDevice: 'eth1', viaOvs: true, datapath: 'system@ovs-system', extraDevices: [] });
   });
 
   it('a plain device is its own NIC; ifb devices are wire shapers', () => {

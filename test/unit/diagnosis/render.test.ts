@@ -29,6 +29,32 @@ describe('renderVerdict', () => {
     expect(renderVerdict(v, { color: true })).toContain('\x1b[1;31m');
   });
 
+  it('names the device or OVS datapath of each hop on an OVS path, on both sides', () => {
+    const path = { ipDevice: 'br-int', nicDevice: 'eth1', viaOvs: true, datapath: 'system@ovs-system' };
+    const ovs = diagnose({
+      sender: { flow: synthFlow(SIG.pace_cubic, { goodputBps: 100 * MBIT }), nodeSummary: node({ path }) },
+      receiver: { nodeSummary: node({ path }) },
+    });
+    const where = Object.fromEntries(ovs.hops.map((h) => [h.hop, h.where]));
+    expect(where).toEqual({
+      'socket-tx': undefined,
+      'tcp-tx': undefined,
+      'qdisc-tx': 'br-int (OVS internal port)',
+      'ovs-tx': 'system@ovs-system',
+      'nic-tx': 'eth1',
+      link: undefined,
+      'nic-rx': 'eth1',
+      'ovs-rx': 'system@ovs-system',
+      'internal-rx': 'br-int (OVS internal port)',
+      'tcp-rx': undefined,
+      'socket-rx': undefined,
+    });
+    expect(renderVerdict(ovs)).toMatch(/● OVS \(sender\) \[system@ovs-system\]/);
+    expect(renderVerdict(ovs)).toMatch(/● qdisc \/ internal port \[br-int \(OVS internal port\)\]/);
+    // Without OVS on the path the OVS hops say n/a and name nothing; the plain device is the qdisc hop.
+    expect(v.hops.find((h) => h.hop === 'ovs-tx')?.where).toBeUndefined();
+  });
+
   it('says so when nothing limits', () => {
     const ok = diagnose({ sender: { flow: synthFlow(SIG.base_bbr_veth, { goodputBps: 11000 * MBIT }), nodeSummary: node() } });
     expect(renderVerdict(ok)).toContain('VERDICT: no hop limits the flow');

@@ -1,0 +1,35 @@
+// The dashboards and how they are written to grafana/dashboards/ (`npm run dashboards`;
+// test/unit/dashboards.test.ts fails when the committed JSON is not what this generates).
+
+import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
+import { UID } from './common';
+import { fleetDashboard } from './fleet';
+import { flowDashboard } from './flow';
+import { nodeDashboard } from './node';
+
+export interface DashboardDef {
+  /** File name under grafana/dashboards/. */
+  file: string;
+  uid: string;
+  build: () => dashboard.Dashboard;
+}
+
+/** Grafana wants unique panel ids; the builders leave them unset. */
+function withIds(d: dashboard.Dashboard): dashboard.Dashboard {
+  let id = 1;
+  for (const p of d.panels ?? []) {
+    p.id = id++;
+    if ('panels' in p) for (const c of p.panels ?? []) c.id = id++;
+  }
+  return d;
+}
+
+export const DASHBOARDS: readonly DashboardDef[] = [
+  { file: `${UID.fleet}.json`, uid: UID.fleet, build: () => withIds(fleetDashboard().build()) },
+  { file: `${UID.flow}.json`, uid: UID.flow, build: () => withIds(flowDashboard().build()) },
+  { file: `${UID.node}.json`, uid: UID.node, build: () => withIds(nodeDashboard().build()) },
+];
+
+export function renderDashboard(d: dashboard.Dashboard): string {
+  return JSON.stringify(d, null, 2) + '\n';
+}

@@ -1,0 +1,144 @@
+// grafana/dashboards/*.json must be what src/dashboards generates (`npm run dashboards`), valid for the
+// SDK's dashboard and panel types, and every query must parse and name only catalogue metrics (with
+// labels they have) or recording rules defined under prometheus/.
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { DASHBOARDS, renderDashboard } from '../../src/dashboards';
+import { ALERT_PREFIX, PROVISIONED_DS_UID, UID } from '../../src/dashboards/common';
+import {
+  DashQuery, Json, catalogue, checkQuery, committedDashboards, panelsOf, queriesOf, rulesDefined, substitute, typeCheckDashboards,
+} from '../support/dashboards';
+
+const committed = committedDashboards();
+const known = catalogue();
+const rules = rulesDefined();
+const allQueries: DashQuery[] = committed.flatMap((d) => queriesOf(d.file, d.json));
+/** Values that make every query concrete, as the e2e test substitutes them. */
+const VARS = {
+  datasource: 'prometheus', node: '127.0.0.1:9632', peer: '1.1.1.2', service_port: '5201', role: 'client', local_ip: '1.1.1.3', device: '.*',
+};
+
+describe('Grafana dashboards', () => {
+  it('grafana/dashboards/*.json is current (run `npm run dashboards` after changing src/dashboards)', () => {
+    const onDisk = fs.readdirSync(path.join(__dirname, '../../grafana/dashboards')).filter((f) => f.endsWith('.json')).sort();
+    expect(onDisk).toEqual(DASHBOARDS.map((d) => d.file).sort());
+    for (const d of DASHBOARDS) {
+      const file = committed.find((c) => c.file === d.file);
+      expect(file?.text).toBe(renderDashboard(d.build()));
+    }
+  });
+
+  it('the JSON type-checks against the SDK dashboard and panel types', () => {
+    expect(typeCheckDashboards(committed.map((c) => ({ name: c.file, json: c.json })))).toEqual([]);
+  }, 60000);
+
+  it('the type check rejects a wrong enum value, an unknown property and a wrong field type', () => {
+    const d = JSON.parse(committed[0].text);
+    const p = panelsOf(d).find((x: Json) => x.type === 'timeseries');
+    p.options.legend.displayMode = 'sideways';
+    p.fieldConfig.defaults.custom.lineWidht = 1;
+    d.graphTooltip = 'shared';
+    p.targets[0].format = 'csv';
+    const problems = typeCheckDashboards([{ name: 'broken', json: d }]);
+    expect(problems.join('\n')).toMatch(/sideways/);
+    expect(problems.join('\n')).toMatch(/lineWidht/);
+    expect(problems.join('\n')).toMatch(/graphTooltip|"shared"/);
+    expect(problems.join('\n')).toMatch(/target A: .*"csv"|format/);
+  }, 60000);
+
+  it('every query parses and names only catalogue metrics (with their labels) or recording rules', () => {
+    expect(allQueries.length).toBeGreaterThan(60);
+    const problems = allQueries.flatMap((q) => checkQuery(substitute(q.expr, VARS), known, rules.records).map((p) => `${q.dashboard} ${q.where}: ${p}`));
+    expect(problems).toEqual([]);
+  });
+
+  it('the query check catches a syntax error, an unknown metric and a label the metric does not have', () => {
+    expect(checkQuery('sum(rate(flowpath_nic_rx_bytes_total[5m])', known, new Set()).join()).toMatch(/syntax error/);
+    expect(checkQuery('flowpath_no_such_metric', known, new Set()).join()).toMatch(/unknown metric flowpath_no_such_metric/);
+    expect(checkQuery('flowpath_nic_rx_bytes_total{cpu="0"}', known, new Set()).join()).toMatch(/has no label "cpu"/);
+    expect(checkQuery('instance:flowpath_x:rate5m{a="b"}', known, new Set(['instance:flowpath_x:rate5m']))).toEqual([]);
+  });
+
+  it('every query is valid for Prometheus itself (promtool check rules, variables substituted)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowpath-dash-'));
+    try {
+      const rulesYaml = ['groups:', '  - name: dashboards', '    rules:'];
+      allQueries.forEach((q, i) => rulesYaml.push(`      - record: dashboard_query_${i}`, `        expr: ${JSON.stringify(substitute(q.expr, VARS))}`));
+      const file = path.join(dir, 'rules.yml');
+      fs.writeFileSync(file, rulesYaml.join('\n') + '\n');
+      const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+      if (r.error) throw new Error(`promtool not runnable (${r.error.message}); run scripts/install-test-deps`);
+      expect(`${r.stdout}${r.stderr}`).toContain(`SUCCESS: ${allQueries.length} rules found`);
+      expect(r.status).toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('every panel has a description, a unit and the datasource variable; every dashboard has the links, the variable and the alert annotation', () => {
+    for (const { file, json } of committed) {
+      const vars = (json.templating.list as Json[]).map((v) => v.name);
+      expect(vars[0]).toBe('datasource');
+      expect(json.links.some((l: Json) => l.type === 'dashboards' && l.includeVars && l.keepTime)).toBe(true);
+      expect(json.annotations.list.some((a: Json) => /ALERTS\{/.test(a.expr) && a.expr.includes(ALERT_PREFIX))).toBe(true);
+      for (const p of panelsOf(json)) {
+        const where = `${file} "${p.title}"`;
+        expect([where, (p.description ?? '').length > 40]).toEqual([where, true]);
+        expect([where, typeof p.fieldConfig?.defaults?.unit]).toEqual([where, 'string']);
+        expect([where, p.datasource?.uid]).toEqual([where, '${datasource}']);
+        for (const t of p.targets) expect([where, t.datasource?.uid]).toEqual([where, '${datasource}']);
+      }
+      const ids = panelsOf(json).map((p: Json) => p.id);
+      expect(new Set(ids).size).toBe(ids.length);
+    }
+  });
+
+  it('data links point at the other dashboards and carry their variables', () => {
+    const uids = new Set(Object.values(UID));
+    const byUid = new Map(committed.map((c) => [c.json.uid, c.json]));
+    let links = 0;
+    for (const { json } of committed) {
+      for (const p of panelsOf(json)) {
+        for (const l of p.fieldConfig?.defaults?.links ?? []) {
+          links++;
+          const m = /^\/d\/([a-z-]+)\?(.*)$/.exec(l.url);
+          expect(m).not.toBeNull();
+          expect(uids.has(m![1] as never)).toBe(true);
+          const targetVars = new Set((byUid.get(m![1]).templating.list as Json[]).map((v) => v.name));
+          for (const [, name] of m![2].matchAll(/var-([a-z_]+)=/g)) expect([l.url, targetVars.has(name)]).toEqual([l.url, true]);
+        }
+      }
+    }
+    expect(links).toBeGreaterThanOrEqual(4);
+  });
+
+  it('the Flow path has one cell per hop of the diagnosis, in path order', () => {
+    const flow = committed.find((c) => c.json.uid === UID.flow)!.json;
+    const cells = panelsOf(flow).filter((p: Json) => /^Hop /.test(p.description ?? ''));
+    expect(cells.map((p: Json) => /^Hop ([a-z-]+)\./.exec(p.description)![1])).toEqual(
+      ['socket-tx', 'tcp-tx', 'qdisc-tx', 'ovs-tx', 'nic-tx', 'link', 'nic-rx', 'ovs-rx', 'internal-rx', 'tcp-rx', 'socket-rx'],
+    );
+    for (const c of cells) expect(c.targets[0].expr).toContain('flowpath_flow_verdict_info');
+  });
+});
+
+describe('Grafana provisioning', () => {
+  const read = (f: string) => fs.readFileSync(path.join(__dirname, '../../grafana/provisioning', f), 'utf8');
+  it('provisions the Prometheus datasource under the uid the dashboards default to', () => {
+    const ds = read('datasources/flowpath.yaml');
+    expect(ds).toMatch(/^apiVersion: 1$/m);
+    expect(ds).toMatch(new RegExp(`^\\s+uid: ${PROVISIONED_DS_UID}$`, 'm'));
+    expect(ds).toMatch(/^\s+type: prometheus$/m);
+    for (const { json } of committed) {
+      const v = json.templating.list.find((x: Json) => x.name === 'datasource');
+      expect(v.current.value).toBe(PROVISIONED_DS_UID);
+    }
+  });
+  it('a file provider loads the dashboards from /var/lib/grafana/dashboards/flowpath', () => {
+    const p = read('dashboards/flowpath.yaml');
+    expect(p).toMatch(/^\s+type: file$/m);
+    expect(p).toMatch(/^\s+path: \/var\/lib\/grafana\/dashboards\/flowpath$/m);
+  });
+});
