@@ -23,7 +23,7 @@ const tcp = new Float64Array(sd.layout.fields.length);
 const skm = new Float64Array(9);
 let sink = 0;
 let count = 0;
-const collector = new FlowsCollector({ select: compileSelector('all'), watch: null, max: 100 }, nullLogger);
+const collector = new FlowsCollector({ select: compileSelector('all'), watch: null, max: 100, servicePorts: 10, procfs: '/proc' }, nullLogger);
 
 async function select(): Promise<void> {
   const r = await collector.sample();

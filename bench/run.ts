@@ -9,7 +9,7 @@ import { runDiagnosisBench } from './diagnosis';
 const SECTIONS: BenchSection[] = [
   {
     name: 'flows',
-    description: 'sock_diag dump+decode vs ss -tinH vs the raw dump, and /metrics, at 1k and 10k loopback connections; exporter RSS',
+    description: 'sock_diag dump+decode vs ss -tinH vs the raw dump, and /metrics, at 1k, 10k and 50k loopback connections; series per scrape; exporter RSS per size',
     run: (log) => benchFlows(log),
   },
   {

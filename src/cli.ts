@@ -3,10 +3,11 @@
 // A wrong flag or value exits with status 2 and a one-line reason on stderr.
 
 import { Config, FlagDef, ParsedArgs, UsageError, formatFlagHelp, parseArgs } from './core/flags';
-import { createLogger } from './core/log';
+import type { Command, CliIO } from './core/command';
+import { createLogger, logLevelFlag } from './core/log';
 import { catalogueJson, renderCatalogue, sectionsFor } from './core/catalogue';
 import { ALL_COLLECTORS } from './collectors';
-import { EXPORTER_METRICS, Exporter, allFlags, listenFlag, logLevelFlag } from './exporter';
+import { EXPORTER_METRICS, Exporter, allFlags, listenFlag } from './exporter';
 import { createApp, parseListenAddress } from './server';
 import { samplerFromRegistry } from './collectors/diagnosis';
 import { mountDiagnosisApi } from './diagnosis/api';
@@ -15,18 +16,7 @@ import { windowFlag } from './diagnosis/flags';
 import { rulesCommand } from './mixin/command';
 import { VERSION } from './version';
 
-export interface Command {
-  summary: string;
-  usage: string;
-  /** Flags of the subcommand in addition to the exporter's. */
-  flags?: readonly FlagDef<unknown>[];
-  run(args: ParsedArgs, io: CliIO): Promise<number>;
-}
-
-export interface CliIO {
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-}
+export type { Command, CliIO } from './core/command';
 
 const catalogueCommand: Command = {
   summary: 'Print the metric catalogue (docs/metrics.md) generated from the code.',

@@ -1,9 +1,9 @@
 // Assembles the exporter: global flags, the collector registry, and the /metrics body (collector
 // families + the exporter's own process metrics, src/self-metrics.ts).
 
-import { Config, FlagDef, durationFlag, enumFlag, intFlag, stringFlag } from './core/flags';
+import { Config, FlagDef, durationFlag, intFlag, stringFlag } from './core/flags';
 import { Emitter, MetricDesc, gauge } from './core/metrics';
-import { LOG_LEVELS, LogLevel, Logger } from './core/log';
+import { Logger, logLevelFlag } from './core/log';
 import { procfsFlag, sysfsFlag } from './core/paths';
 import { ALL_COLLECTORS } from './collectors';
 import { CollectorDef, REGISTRY_METRICS, Registry, collectorFlag } from './collectors/registry';
@@ -14,7 +14,6 @@ export const listenFlag = stringFlag('web.listen-address', ':9632', 'Address on 
 export const telemetryPathFlag = stringFlag('web.telemetry-path', '/metrics', 'Path under which to expose metrics.', '<path>');
 export const maxRequestsFlag = intFlag('web.max-requests', 40, 'Maximum number of parallel scrape requests. 0 disables the limit.', 0);
 export const scrapeTimeoutFlag = durationFlag('scrape.timeout', 10, 'Deadline for one scrape; collectors still running then are reported as failed.', 0.01);
-export const logLevelFlag = enumFlag<LogLevel>('log.level', 'info', LOG_LEVELS, 'Only log messages with the given severity or above.');
 
 export const GLOBAL_FLAGS: readonly FlagDef<unknown>[] = [
   listenFlag,

@@ -7,25 +7,35 @@ import { counter, gauge } from '../core/metrics';
 import type { Logger } from '../core/log';
 import { collectorFlag } from './registry';
 import type { Collector, CollectorDef, Registry } from './registry';
-import { ovsCollector, ovsRefreshFlag, ovsRundirFlag, ovsTimeoutFlag, ovsUnixctlFlag } from './ovs';
+import { ovsCollector } from './ovs';
+import { OVS_READER_FLAGS } from '../sources/ovs/flags';
+import { sharedOvsReader } from '../sources/ovs/shared';
+import type { OvsReader } from '../sources/ovs/snapshot';
+import { nullLogger } from '../core/log';
 import { DIAGNOSIS_FLAGS, sampleRateFlag, windowFlag } from '../diagnosis/flags';
 import { buildSampler } from '../diagnosis/setup';
 import type { Sampler } from '../diagnosis/sampler';
 import { REASONS } from '../diagnosis/types';
 import type { FlagDef } from '../core/flags';
+import { procfsFlag } from '../core/paths';
+import { FLOW_LABELS } from './flows';
+import { DEFAULT_PORT_RANGE, ListeningPorts, PackedIdentity, SockDumper, dumpListening, identify, identityLabels, readPortRange } from '../sources/flow-identity';
+import { SockDiag } from '../sources/netlink/sockdiag';
+import type { FlowKey } from '../diagnosis/types';
 
-const FLOW_LABELS = ['local_ip', 'local_port', 'peer_ip', 'peer_port'];
+/** The same identifying labels as the flows collector's per-flow series. */
+const LABELS = [...FLOW_LABELS];
 
 export const flowLimitedSeconds = counter(
   'flowpath_flow_limited_seconds_total',
   'Seconds the sampled flow spent held by each reason (idle, app, sndbuf, rwnd, cwnd, pacing, pacing_capped, tsq, unclassified); the reasons of a flow sum to wall time since it was first sampled, so rate() is the fraction of time. docs/diagnosis.md defines each.',
-  [...FLOW_LABELS, 'reason'],
+  [...LABELS, 'reason'],
   'seconds',
 );
 export const flowVerdictInfo = gauge(
   'flowpath_flow_verdict_info',
   'Value 1 for a sampled flow whose verdict over the last --diagnosis.window names a limiting hop: the hop and the limit (docs/diagnosis.md).',
-  [...FLOW_LABELS, 'hop', 'limit', 'rule'],
+  [...LABELS, 'hop', 'limit', 'rule'],
 );
 export const sampledFlows = gauge('flowpath_diagnosis_sampled_flows', 'Flows the diagnosis sampler is polling now (watched, top and pinned).');
 export const sampleRate = gauge('flowpath_diagnosis_sample_rate_hertz', 'Configured polling rate of each sampled flow (--diagnosis.sample-rate).');
@@ -55,6 +65,50 @@ export const DIAGNOSIS_METRICS = [
   errorsTotal,
 ];
 
+/**
+ * Role and service port of the sampled flows (src/sources/flow-identity.ts), decided once per flow: a
+ * LISTEN dump is made only in a scrape that meets a flow not seen before.
+ */
+export class FlowIdentities {
+  private readonly known = new Map<string, PackedIdentity>();
+  private readonly listening = new ListeningPorts();
+
+  constructor(
+    private readonly source: SockDumper & { close?(): void },
+    private readonly procfs: string,
+  ) {}
+
+  private static id(k: FlowKey): string {
+    return `${k.localIp}|${k.localPort}|${k.peerIp}|${k.peerPort}|${k.cookie ?? ''}`;
+  }
+
+  /** Decide the identity of every flow in `keys` not known yet, and forget flows no longer listed. */
+  async update(keys: readonly FlowKey[]): Promise<void> {
+    const ids = keys.map(FlowIdentities.id);
+    const live = new Set(ids);
+    for (const k of this.known.keys()) if (!live.has(k)) this.known.delete(k);
+    const missing = keys.filter((_, i) => !this.known.has(ids[i]));
+    if (missing.length === 0) return;
+    let range = DEFAULT_PORT_RANGE;
+    try {
+      range = readPortRange(this.procfs);
+    } catch {
+      /* the kernel default; the flows collector logs an unreadable range */
+    }
+    await dumpListening(this.source, this.listening);
+    for (const k of missing) this.known.set(FlowIdentities.id(k), identify(k.localPort, k.peerPort, this.listening, range));
+  }
+
+  labels(k: FlowKey): [string, string] {
+    const id = this.known.get(FlowIdentities.id(k));
+    return id === undefined ? ['', ''] : identityLabels(id);
+  }
+
+  close(): void {
+    this.source.close?.();
+  }
+}
+
 /** The collector instance; `sampler` is what the API reads. */
 export class DiagnosisCollector implements Collector {
   private started = false;
@@ -62,6 +116,7 @@ export class DiagnosisCollector implements Collector {
     readonly sampler: Sampler,
     private readonly windowSeconds: number,
     private readonly rateHz: number,
+    private readonly identities: FlowIdentities,
   ) {}
 
   start(): void {
@@ -74,11 +129,13 @@ export class DiagnosisCollector implements Collector {
     // Works without start() too (one-shot use): the first scrape starts the loop.
     this.start();
     const s = this.sampler;
+    const flows = s.flows();
+    await this.identities.update(flows.map((f) => f.key));
     let active = 0;
-    for (const f of s.flows()) {
+    for (const f of flows) {
       if (f.goneAt === undefined) active++;
       const k = f.key;
-      const labels = [k.localIp, String(k.localPort), k.peerIp, String(k.peerPort)];
+      const labels = [k.localIp, String(k.localPort), k.peerIp, String(k.peerPort), ...this.identities.labels(k)];
       for (const r of REASONS) out.add(flowLimitedSeconds, [...labels, r], f.classifier.total[r]);
       if (f.goneAt === undefined && f.history.length >= 2) {
         const v = s.diagnose(k, this.windowSeconds);
@@ -101,15 +158,25 @@ export class DiagnosisCollector implements Collector {
 
   close(): void {
     this.sampler.close();
+    this.identities.close();
   }
 }
 
-function ovsEnabled(config: import('../core/flags').Config): boolean {
+/**
+ * The OVS reader of the sampler: the ovs collector's (one connection, one read per interval; that collector
+ * closes it) when it runs, none when it is disabled, and one of the sampler's own when the ovs collector is
+ * not registered at all.
+ */
+function ovsReaderFor(config: import('../core/flags').Config): Pick<OvsReader, 'read' | 'close' | 'client'> | null | undefined {
+  let enabled: boolean;
   try {
-    return config.get(collectorFlag(ovsCollector));
+    enabled = config.get(collectorFlag(ovsCollector));
   } catch {
-    return true;
+    return undefined;
   }
+  if (!enabled) return null;
+  const shared = sharedOvsReader(config, nullLogger);
+  return { read: (maxAgeMs?: number) => shared.read(maxAgeMs), close: () => undefined, client: shared.client };
 }
 
 export const diagnosisCollector: CollectorDef = {
@@ -119,10 +186,10 @@ export const diagnosisCollector: CollectorDef = {
   defaultEnabled: true,
   metrics: DIAGNOSIS_METRICS,
   // The OVS flags are shared with the ovs collector (same FlagDef objects; declared once).
-  flags: [...DIAGNOSIS_FLAGS, ovsRundirFlag, ovsUnixctlFlag, ovsRefreshFlag, ovsTimeoutFlag] as FlagDef<unknown>[],
+  flags: [...DIAGNOSIS_FLAGS, ...OVS_READER_FLAGS] as FlagDef<unknown>[],
   create({ config, log }: { config: import('../core/flags').Config; log: Logger }) {
-    const sampler = buildSampler(config, log, { noOvs: !ovsEnabled(config) });
-    return new DiagnosisCollector(sampler, config.get(windowFlag), config.get(sampleRateFlag));
+    const sampler = buildSampler(config, log, { ovs: ovsReaderFor(config) });
+    return new DiagnosisCollector(sampler, config.get(windowFlag), config.get(sampleRateFlag), new FlowIdentities(new SockDiag(), config.get(procfsFlag)));
   },
 };
 

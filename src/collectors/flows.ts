@@ -1,21 +1,31 @@
 // The `flows` collector: per-flow TCP metrics from sock_diag (struct tcp_info, skmeminfo, BBR info),
 // selected in the kernel by --flows.select, capped by --flows.max.
 //
-// Every scrape: one dump per address family with the selector compiled to INET_DIAG bytecode; each
-// socket arrives as a flyweight view (nothing decoded, nothing allocated). For every flow we read the
-// cookie and tcpi_bytes_acked, compare with the previous scrape's value for the same cookie, and keep
-// the --flows.max flows with the most bytes acked since then (a bounded heap of copied messages) plus
-// every flow matching --flows.watch. Only those are decoded into series. The per-flow series set is
-// rebuilt each scrape, so a closed flow's series vanish at once (docs/style.md §5).
+// Every scrape: a small dump of LISTEN sockets (which local ports are services), then one dump per
+// address family with the selector compiled to INET_DIAG bytecode; each socket arrives as a flyweight
+// view (nothing decoded, nothing allocated). For every flow we read its cookie and seven tcp_info
+// counters, keep them per cookie in a typed-array table, and
+//   - add their deltas since the previous scrape to per-service counters (role, service_port), so every
+//     selected flow is accounted for, exported or not (a bounded set of buckets, see ServiceBuckets);
+//   - rank it by bytes moved (acked + received) since the previous scrape. Per-flow series go to every
+//     --flows.watch flow and to --flows.max flows chosen with hysteresis: a flow exported last scrape
+//     keeps its place while it moves at least half as much as the N-th busiest flow, so flows near the
+//     boundary do not swap in and out (each swap would end ~60 series and start ~60 new ones).
+// Only the exported flows are decoded into series. Their label set is fixed for the flow's life: the
+// 4-tuple plus role and service port (src/sources/flow-identity.ts); TCP state and CA state are values.
+// The per-flow series set is rebuilt each scrape, so a closed flow's series vanish at the next scrape.
 
 import { Config, FlagDef, UsageError, intFlag } from '../core/flags';
 import { Emitter, MetricTable, counter, gauge } from '../core/metrics';
 import { Logger, StateLogger } from '../core/log';
+import { procfsFlag } from '../core/paths';
+import { chooseWithHysteresis } from '../core/ranking';
 import { CollectorDef } from './registry';
 import { ALL_STATES, CompiledSelector, SelectorError, compileSelector, orSelectors } from '../sources/flowselect';
+import { DEFAULT_PORT_RANGE, ListeningPorts, PackedIdentity, PortRange, dumpListening, identify, identityLabels, readPortRange } from '../sources/flow-identity';
 import { AddressDevices } from '../sources/netlink/rtnl-addr';
 import { DumpPlan, DumpResult, EXT_FLOWS, SockDiag, SockView, TCP_LISTEN } from '../sources/netlink/sockdiag';
-import { MIN_RTT_NONE, SKMEM, TCPI, TCP_INFINITE_SSTHRESH, caStateName, tcpStateName } from '../sources/netlink/tcpinfo';
+import { MIN_RTT_NONE, SKMEM, TCPI, TCP_INFINITE_SSTHRESH, tcpStateName } from '../sources/netlink/tcpinfo';
 
 // ---------------------------------------------------------------------------------------------------
 // Flags
@@ -69,16 +79,24 @@ export const flowsWatchFlag = selectorFlag(
 );
 export const flowsMaxFlag = intFlag(
   'flows.max',
-  100,
-  'Maximum number of flows exported with per-flow series: the flows with the most bytes acked since the previous scrape (plus every --flows.watch flow).',
+  10,
+  'Maximum number of flows exported with per-flow series (~60 series each), besides every --flows.watch flow: the flows that moved the most bytes (acked + received) since the previous scrape, with hysteresis (an exported flow keeps its place while it moves at least half as much as the N-th busiest).',
   0,
   100000,
+);
+export const flowsServicePortsFlag = intFlag(
+  'flows.service-ports',
+  10,
+  'Per-service counters over every selected flow (flowpath_flows_*_total{role,service_port}) get a bucket of their own for this many (role, service port) pairs, the busiest first; the rest are summed into service_port="other". A bucket with no flow for 10 minutes is released.',
+  0,
+  1000,
 );
 
 // ---------------------------------------------------------------------------------------------------
 // Metrics
 
-const ID_LABELS = ['local_ip', 'local_port', 'peer_ip', 'peer_port'] as const;
+/** Identifying labels of every per-flow series: the 4-tuple plus the flow's identity, fixed for its life. */
+export const FLOW_LABELS = ['local_ip', 'local_port', 'peer_ip', 'peer_port', 'role', 'service_port'] as const;
 
 const us = (v: number | undefined) => (v === undefined ? undefined : v / 1e6);
 const ms = (v: number | undefined) => (v === undefined ? undefined : v / 1e3);
@@ -86,7 +104,10 @@ const finite = (v: number | undefined) => (v === undefined || v === Infinity ? u
 const t = TCPI;
 
 /** One line per metric: name, type, help (naming the kernel field), value from the socket view. */
-const FLOW_TABLE = new MetricTable<SockView>(ID_LABELS, [
+const FLOW_TABLE = new MetricTable<SockView>(FLOW_LABELS, [
+  // State (values, not labels: they change during a flow's life)
+  ['flowpath_flow_tcp_state', 'gauge', 'TCP state number (include/net/tcp_states.h: 1 established, 2 syn-sent, 3 syn-recv, 4 fin-wait-1, 5 fin-wait-2, 7 close, 8 close-wait, 9 last-ack, 11 closing).', (v) => v.state],
+  ['flowpath_flow_ca_state', 'gauge', 'Congestion-avoidance state (tcpi_ca_state: 0 open, 1 disorder, 2 cwr, 3 recovery, 4 loss).', (v) => v.tcp(t.caState)],
   // Round-trip times (tcp_info, microseconds in the kernel)
   ['flowpath_flow_rtt_seconds', 'gauge', 'Smoothed round-trip time (tcpi_rtt).', (v) => us(v.tcp(t.rtt))],
   ['flowpath_flow_rttvar_seconds', 'gauge', 'Round-trip time mean deviation (tcpi_rttvar).', (v) => us(v.tcp(t.rttvar))],
@@ -158,8 +179,8 @@ const FLOW_TABLE = new MetricTable<SockView>(ID_LABELS, [
 
 export const flowInfo = gauge(
   'flowpath_flow_info',
-  'One per exported flow, value 1: congestion control (INET_DIAG_CONG), TCP state, congestion-avoidance state (tcpi_ca_state) and the device holding the local address ("" if none).',
-  [...ID_LABELS, 'cc', 'state', 'ca_state', 'local_device'],
+  'One per exported flow, value 1: its identity (role client|server, service_port), congestion control (INET_DIAG_CONG) and the device holding the local address ("" if none).',
+  [...FLOW_LABELS, 'cc', 'local_device'],
 );
 export const flowsSockets = gauge(
   'flowpath_flows_sockets',
@@ -169,23 +190,39 @@ export const flowsSockets = gauge(
 export const flowsSeen = gauge('flowpath_flows_seen', 'Flows (sockets with tcp_info, not listening) matching --flows.select or --flows.watch in this scrape.');
 export const flowsExported = gauge('flowpath_flows_exported', 'Flows exported with per-flow series in this scrape.');
 export const flowsOmitted = gauge('flowpath_flows_omitted', 'Flows seen but left out by --flows.max in this scrape.');
+
+/** Per-service counters: what every selected flow did since the previous scrape, summed per bucket. */
+const SERVICE_LABELS = ['role', 'service_port'] as const;
+const SVC_HELP = ' Summed over every selected flow of the (role, service_port) bucket, exported or not, as deltas between scrapes (a closed flow keeps what it added up to its last scrape; the first scrape is the baseline). service_port="other" sums the pairs beyond --flows.service-ports.';
+// Column order in the per-cookie table and in the per-service sums.
+const C_ACKED = 0, C_RECEIVED = 1, C_BUSY = 2, C_RWND = 3, C_SNDBUF = 4, C_RETRANS = 5, C_DSACK = 6, N_COUNTERS = 7;
+export const SERVICE_TABLE = new MetricTable<ServiceBucket>(SERVICE_LABELS, [
+  ['flowpath_flows_open', 'gauge', 'Flows (tcp_info, not listening) of the bucket in this scrape.', (b) => b.open],
+  ['flowpath_flows_acked_bytes_total', 'counter', 'Bytes acknowledged by the peers (tcpi_bytes_acked).' + SVC_HELP, (b) => b.sums[C_ACKED]],
+  ['flowpath_flows_received_bytes_total', 'counter', 'Bytes received in order (tcpi_bytes_received).' + SVC_HELP, (b) => b.sums[C_RECEIVED]],
+  ['flowpath_flows_busy_seconds_total', 'counter', 'Time with data queued or unacknowledged (tcpi_busy_time), summed over flows: a share of flow-seconds, not of wall time.' + SVC_HELP, (b) => b.sums[C_BUSY] / 1e6],
+  ['flowpath_flows_rwnd_limited_seconds_total', 'counter', "Time limited by the peer's receive window (tcpi_rwnd_limited)." + SVC_HELP, (b) => b.sums[C_RWND] / 1e6],
+  ['flowpath_flows_sndbuf_limited_seconds_total', 'counter', 'Time limited by the send buffer (tcpi_sndbuf_limited).' + SVC_HELP, (b) => b.sums[C_SNDBUF] / 1e6],
+  ['flowpath_flows_retransmitted_packets_total', 'counter', 'Segments retransmitted (tcpi_total_retrans).' + SVC_HELP, (b) => b.sums[C_RETRANS]],
+  ['flowpath_flows_dsack_dups_total', 'counter', 'Segments the peers reported as duplicates via DSACK (tcpi_dsack_dups).' + SVC_HELP, (b) => b.sums[C_DSACK]],
+]);
 export const flowsInterrupted = counter(
   'flowpath_flows_dump_interrupted_total',
   'sock_diag dumps the kernel flagged NLM_F_DUMP_INTR (inconsistent); such a dump is retried once per scrape.',
 );
 
-export const FLOW_METRICS = [flowInfo, ...FLOW_TABLE.descs, flowsSockets, flowsSeen, flowsExported, flowsOmitted, flowsInterrupted];
+export const FLOW_METRICS = [flowInfo, ...FLOW_TABLE.descs, flowsSockets, flowsSeen, flowsExported, flowsOmitted, flowsInterrupted, ...SERVICE_TABLE.descs];
 
-// ---------------------------------------------------------------------------------------------------
-// Selection: a bounded min-heap of (bytes acked since the last scrape, lifetime bytes acked)
+// Selection: a bounded min-heap of (bytes moved since the last scrape, lifetime bytes moved)
 
 interface Candidate {
   delta: number;
-  acked: number;
+  total: number;
   view: SockView;
 }
 
-const worse = (a: Candidate, b: Candidate) => a.delta < b.delta || (a.delta === b.delta && a.acked < b.acked);
+const worse = (a: Candidate, b: Candidate) => a.delta < b.delta || (a.delta === b.delta && a.total < b.total);
+const byRank = (a: Candidate, b: Candidate) => b.delta - a.delta || b.total - a.total;
 
 /**
  * Keeps the `cap` best candidates of one dump. The candidates and their message copies are reused from
@@ -208,26 +245,26 @@ export class TopFlows {
     this.heap.length = 0;
   }
 
-  private fresh(delta: number, acked: number, v: SockView): Candidate {
-    const c = this.spare.pop() ?? { delta: 0, acked: 0, view: new SockView(v.layout) };
+  private fresh(delta: number, total: number, v: SockView): Candidate {
+    const c = this.spare.pop() ?? { delta: 0, total: 0, view: new SockView(v.layout) };
     c.delta = delta;
-    c.acked = acked;
+    c.total = total;
     v.copyInto(c.view);
     return c;
   }
 
-  /** Add unconditionally (watched flows). */
-  keep(delta: number, acked: number, v: SockView): Candidate {
-    const c = this.fresh(delta, acked, v);
+  /** Add unconditionally (watched flows, last scrape's exported flows). */
+  keep(delta: number, total: number, v: SockView): Candidate {
+    const c = this.fresh(delta, total, v);
     this.heap.push(c);
     return c;
   }
 
-  offer(delta: number, acked: number, v: SockView): void {
+  offer(delta: number, total: number, v: SockView): void {
     const h = this.heap;
     if (this.cap <= 0) return;
     if (h.length < this.cap) {
-      h.push(this.fresh(delta, acked, v));
+      h.push(this.fresh(delta, total, v));
       let i = h.length - 1;
       while (i > 0) {
         const p = (i - 1) >> 1;
@@ -238,9 +275,9 @@ export class TopFlows {
       return;
     }
     const min = h[0];
-    if (!(min.delta < delta || (min.delta === delta && min.acked < acked))) return;
+    if (!(min.delta < delta || (min.delta === delta && min.total < total))) return;
     min.delta = delta;
-    min.acked = acked;
+    min.total = total;
     v.copyInto(min.view);
     let i = 0;
     for (;;) {
@@ -256,22 +293,35 @@ export class TopFlows {
   }
 }
 
+/**
+ * The --flows.max flows to export: last scrape's exported flows (`incumbents`) and the best `max` of the
+ * others (`newcomers`), with hysteresis (src/core/ranking.ts). Returned busiest first.
+ */
+export function chooseExported(incumbents: readonly Candidate[], newcomers: readonly Candidate[], max: number): Candidate[] {
+  const inc = new Set(incumbents);
+  return chooseWithHysteresis([...incumbents, ...newcomers].sort(byRank), (c) => c.delta, (c) => inc.has(c), max);
+}
+
 // ---------------------------------------------------------------------------------------------------
-// Previous sample per cookie: an open-addressing hash table on typed arrays (cookie -> bytes acked).
+// Per-cookie rows: an open-addressing hash table on typed arrays (cookie -> `width` numbers).
 // A Map rebuilt every scrape with 20k entries made V8 grow its heap by ~45 MB; two of these tables,
 // swapped and cleared each scrape, allocate nothing in steady state.
 
 export class CookieTable {
   private keys: Float64Array;
-  private vals: Float64Array;
+  /** Row i occupies vals[i * width, (i + 1) * width). */
+  vals: Float64Array;
   private mask: number;
   size = 0;
 
-  constructor(capacity = 1024) {
+  constructor(
+    readonly width = 1,
+    capacity = 1024,
+  ) {
     let cap = 16;
     while (cap < capacity * 2) cap *= 2;
     this.keys = new Float64Array(cap);
-    this.vals = new Float64Array(cap);
+    this.vals = new Float64Array(cap * width);
     this.mask = cap - 1;
   }
 
@@ -293,20 +343,33 @@ export class CookieTable {
     }
   }
 
-  /** The value stored for a cookie (never 0: the kernel's cookies start at 1), or undefined. */
-  get(key: number, hash = CookieTable.hash(key)): number | undefined {
+  /** The row of a cookie (kernel cookies start at 1, so 0 marks an empty slot), or -1. */
+  find(key: number, hash = CookieTable.hash(key)): number {
     const i = this.slot(key, hash);
-    return this.keys[i] === key ? this.vals[i] : undefined;
+    return this.keys[i] === key ? i : -1;
   }
 
-  set(key: number, value: number, hash = CookieTable.hash(key)): void {
+  /** The row of a cookie, added (zeroed) if missing. Rows move when the table grows: use at once. */
+  insert(key: number, hash = CookieTable.hash(key)): number {
     if ((this.size + 1) * 2 > this.keys.length) this.grow();
     const i = this.slot(key, hash);
     if (this.keys[i] !== key) {
       this.keys[i] = key;
+      this.vals.fill(0, i * this.width, (i + 1) * this.width);
       this.size++;
     }
-    this.vals[i] = value;
+    return i;
+  }
+
+  /** Column 0 of a cookie's row, or undefined. */
+  get(key: number, hash = CookieTable.hash(key)): number | undefined {
+    const i = this.find(key, hash);
+    return i < 0 ? undefined : this.vals[i * this.width];
+  }
+
+  set(key: number, value: number, hash = CookieTable.hash(key)): void {
+    const i = this.insert(key, hash); // before reading this.vals: insert() may grow the table
+    this.vals[i * this.width] = value;
   }
 
   clear(): void {
@@ -317,12 +380,110 @@ export class CookieTable {
   private grow(): void {
     const oldK = this.keys;
     const oldV = this.vals;
+    const w = this.width;
     this.keys = new Float64Array(oldK.length * 2);
-    this.vals = new Float64Array(oldK.length * 2);
+    this.vals = new Float64Array(oldK.length * 2 * w);
     this.mask = this.keys.length - 1;
     this.size = 0;
-    for (let i = 0; i < oldK.length; i++) if (oldK[i] !== 0) this.set(oldK[i], oldV[i]);
+    for (let i = 0; i < oldK.length; i++) {
+      if (oldK[i] === 0) continue;
+      const j = this.insert(oldK[i]);
+      this.vals.set(oldV.subarray(i * w, (i + 1) * w), j * w);
+    }
   }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Per-service buckets: the counters of every selected flow summed per (role, service port)
+
+export interface ServiceBucket {
+  labels: [role: string, servicePort: string];
+  /** Running sums (N_COUNTERS columns, kernel units: bytes, segments, µs). */
+  sums: Float64Array;
+  /** Flows of the bucket in the last scrape. */
+  open: number;
+  /** When the bucket last had a flow (ms, monotonic). */
+  lastActive: number;
+}
+
+/** A bucket with no flow for this long gives its place to another service. */
+export const SERVICE_IDLE_MS = 10 * 60 * 1000;
+
+/**
+ * The buckets: up to `slots` (role, service port) pairs of their own, the busiest first, kept while they
+ * have flows (and SERVICE_IDLE_MS after), so a bucket's counters do not come and go with its rank; every
+ * other pair is summed into the "other" bucket of its role. Per scrape, each pair's deltas are gathered
+ * in `scrape` (one reused row per pair) and then added to its bucket by settle().
+ */
+export class ServiceBuckets {
+  private readonly own = new Map<PackedIdentity, ServiceBucket>();
+  private readonly other = new Map<string, ServiceBucket>();
+  /** This scrape's per-pair rows: N_COUNTERS deltas then the flow count. */
+  private readonly scrape = new Map<PackedIdentity, Float64Array>();
+  private readonly pool: Float64Array[] = [];
+
+  constructor(readonly slots: number) {}
+
+  /** Start a scrape (or a retried dump): forget the per-pair rows. */
+  begin(): void {
+    for (const row of this.scrape.values()) this.pool.push(row);
+    this.scrape.clear();
+  }
+
+  /** The per-pair row of this scrape (columns 0..N_COUNTERS-1 deltas, N_COUNTERS the flow count). */
+  row(id: PackedIdentity): Float64Array {
+    let r = this.scrape.get(id);
+    if (!r) {
+      r = this.pool.pop()?.fill(0) ?? new Float64Array(N_COUNTERS + 1);
+      this.scrape.set(id, r);
+    }
+    return r;
+  }
+
+  /** Add this scrape's rows to the buckets; `now` is a monotonic clock in ms. */
+  settle(now: number): void {
+    for (const b of this.own.values()) b.open = 0;
+    for (const b of this.other.values()) b.open = 0;
+    const fresh: PackedIdentity[] = [];
+    for (const [id, r] of this.scrape) {
+      const b = this.own.get(id);
+      if (b) add(b, r, now);
+      else fresh.push(id);
+    }
+    for (const [id, b] of this.own) if (b.open === 0 && now - b.lastActive > SERVICE_IDLE_MS) this.own.delete(id);
+    const moved = (id: PackedIdentity) => {
+      const r = this.scrape.get(id)!;
+      return r[C_ACKED] + r[C_RECEIVED];
+    };
+    fresh.sort((a, b) => moved(b) - moved(a) || this.scrape.get(b)![N_COUNTERS] - this.scrape.get(a)![N_COUNTERS] || a - b);
+    for (const id of fresh) {
+      const r = this.scrape.get(id)!;
+      let b: ServiceBucket | undefined;
+      if (this.own.size < this.slots) {
+        b = newBucket(identityLabels(id));
+        this.own.set(id, b);
+      } else {
+        const role = identityLabels(id)[0];
+        b = this.other.get(role);
+        if (!b) this.other.set(role, (b = newBucket([role, 'other'])));
+      }
+      add(b, r, now);
+    }
+  }
+
+  buckets(): ServiceBucket[] {
+    return [...this.own.values(), ...this.other.values()];
+  }
+}
+
+function newBucket(labels: [string, string]): ServiceBucket {
+  return { labels, sums: new Float64Array(N_COUNTERS), open: 0, lastActive: 0 };
+}
+
+function add(b: ServiceBucket, r: Float64Array, now: number): void {
+  for (let j = 0; j < N_COUNTERS; j++) b.sums[j] += r[j];
+  b.open += r[N_COUNTERS];
+  if (r[N_COUNTERS] > 0) b.lastActive = now;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -337,23 +498,35 @@ export interface FlowSource {
 export interface FlowsDeps {
   source?: FlowSource;
   addrs?: Pick<AddressDevices, 'prepare' | 'deviceOf' | 'close'>;
+  /** Monotonic clock in ms (tests). */
+  now?: () => number;
 }
 
 export interface FlowsSettings {
   select: CompiledSelector | null;
   watch: CompiledSelector | null;
   max: number;
+  servicePorts: number;
+  procfs: string;
 }
 
 export function flowsSettings(config: Config): FlowsSettings {
-  return { select: config.get(flowsSelectFlag).compiled, watch: config.get(flowsWatchFlag).compiled, max: config.get(flowsMaxFlag) };
+  return {
+    select: config.get(flowsSelectFlag).compiled,
+    watch: config.get(flowsWatchFlag).compiled,
+    max: config.get(flowsMaxFlag),
+    servicePorts: config.get(flowsServicePortsFlag),
+    procfs: config.get(procfsFlag),
+  };
 }
 
 /** One selected flow of a sample: a copy of its sock_diag message, valid until the next sample. */
 export interface SampledFlow {
   view: SockView;
   watched: boolean;
-  ackedSinceLastScrape: number;
+  /** Bytes acked + received since the previous scrape (everything so far for a flow seen first). */
+  movedSinceLastScrape: number;
+  identity: PackedIdentity;
 }
 
 /** One exported flow, as the collector saw it in its last scrape (for other features, e.g. the API). */
@@ -362,7 +535,7 @@ export interface ExportedFlow extends SampledFlow {
 }
 
 export interface FlowSampleResult {
-  /** Watched flows first, then the others by bytes acked since the previous sample. */
+  /** Watched flows first, then the others by bytes moved since the previous sample. */
   exported: SampledFlow[];
   /** Sockets per TCP state (index = state). */
   stateCounts: Float64Array;
@@ -378,19 +551,34 @@ export interface FlowSampleResult {
  */
 export const NOT_DUMPED = (1 << 6) | (1 << 12);
 
+/** Columns of the per-cookie table: the counters, then the packed identity. */
+const COL_ID = N_COUNTERS;
+const ROW_WIDTH = N_COUNTERS + 1;
+const COUNTER_FIELDS = [TCPI.bytesAcked, TCPI.bytesReceived, TCPI.busyTime, TCPI.rwndLimited, TCPI.sndbufLimited, TCPI.totalRetrans, TCPI.dsackDups];
+
 export class FlowsCollector {
   private readonly kernel: CompiledSelector;
   /** What is dumped: the kernel filter's plans without TIME_WAIT (see NOT_DUMPED). */
   private readonly plans: DumpPlan[];
   private readonly source: FlowSource;
   private readonly addrs: Pick<AddressDevices, 'prepare' | 'deviceOf' | 'close'>;
-  private prev = new CookieTable();
-  private cur = new CookieTable();
+  private readonly now: () => number;
+  /** Counters and identity per cookie: the previous scrape's and the one being filled. */
+  private prev = new CookieTable(ROW_WIDTH);
+  private cur = new CookieTable(ROW_WIDTH);
+  /** Cookies of the flows exported (not watched) by the previous scrape. */
+  private incumbent = new CookieTable();
+  /** The first scrape only sets the baseline of the per-service counters. */
+  private baseline = true;
   private interrupted = 0;
   private readonly states: StateLogger;
   private readonly top: TopFlows;
+  private readonly kept: TopFlows;
   private readonly watched: TopFlows;
   private readonly stateCounts = new Float64Array(16);
+  private readonly listening = new ListeningPorts();
+  private range: PortRange = DEFAULT_PORT_RANGE;
+  readonly services: ServiceBuckets;
   /** The flows exported by the last scrape; their views are valid until the next scrape starts. */
   last: ExportedFlow[] = [];
 
@@ -404,40 +592,70 @@ export class FlowsCollector {
     this.plans = this.kernel.plans.map((p) => ({ ...p, states: p.states & ~NOT_DUMPED })).filter((p) => p.states !== 0);
     this.source = deps.source ?? new SockDiag();
     this.addrs = deps.addrs ?? new AddressDevices();
+    this.now = deps.now ?? (() => performance.now());
     this.states = new StateLogger(log);
     this.top = new TopFlows(settings.max);
+    this.kept = new TopFlows(0);
     this.watched = new TopFlows(0);
+    this.services = new ServiceBuckets(settings.servicePorts);
+  }
+
+  /** Which local ports have a listener, and the ephemeral port range: what identify() needs. */
+  private async refreshIdentity(): Promise<void> {
+    try {
+      this.range = readPortRange(this.settings.procfs);
+      this.states.report('ip_local_port_range', null);
+    } catch (e) {
+      this.states.report('ip_local_port_range', new Error(`${(e as Error).message}; assuming ${DEFAULT_PORT_RANGE.lo}-${DEFAULT_PORT_RANGE.hi}`));
+    }
+    await dumpListening(this.source, this.listening);
   }
 
   /**
-   * One dump: count sockets per state, rank flows by bytes acked since the previous sample and keep the
-   * exported ones (copies valid until the next sample). Every socket is read at four fixed offsets
-   * (state, tcp_info presence, cookie, tcpi_bytes_acked); nothing is decoded beyond that.
+   * One dump: count sockets per state, add every flow's counter deltas to its service bucket, rank flows
+   * by bytes moved since the previous sample and keep the exported ones (copies valid until the next
+   * sample). Every socket is read at a few fixed offsets; nothing is decoded beyond that.
    */
   async sample(): Promise<FlowSampleResult> {
+    await this.refreshIdentity();
     const { watch } = this.settings;
     const kernel = this.kernel;
     const matchAll = kernel.exact ? null : kernel.matches;
     const matchWatch = watch ? watch.matches : null;
 
-    const { stateCounts, top, watched } = this;
+    const { stateCounts, top, kept, watched, services, incumbent, listening, range } = this;
     let seen = 0;
     const prev = this.prev;
     const cur = this.cur;
+    const baseline = this.baseline;
     const onSocket = (v: SockView) => {
       if (matchAll && !matchAll(v)) return;
       const st = v.state;
       if (st < stateCounts.length) stateCounts[st]++;
       if (!v.hasInfo || st === TCP_LISTEN) return;
       seen++;
-      const acked = v.tcp(TCPI.bytesAcked) ?? 0;
       const key = v.cookieKey;
       const hash = CookieTable.hash(key);
-      const before = prev.get(key, hash);
-      const delta = before === undefined || before > acked ? acked : acked - before;
-      cur.set(key, acked, hash);
-      if (matchWatch && matchWatch(v)) watched.keep(delta, acked, v);
-      else top.offer(delta, acked, v);
+      const p = prev.find(key, hash);
+      const po = p * ROW_WIDTH;
+      const co = cur.insert(key, hash) * ROW_WIDTH;
+      const pv = prev.vals;
+      const cv = cur.vals;
+      const id = p >= 0 ? pv[po + COL_ID] : identify(v.sport, v.dport, listening, range);
+      cv[co + COL_ID] = id;
+      const row = services.row(id);
+      row[N_COUNTERS]++;
+      for (let j = 0; j < N_COUNTERS; j++) {
+        const x = v.tcp(COUNTER_FIELDS[j]) ?? 0;
+        cv[co + j] = x;
+        // A counter of one socket never goes back; a smaller value would be a reused cookie: count it whole.
+        row[j] += p >= 0 ? (x >= pv[po + j] ? x - pv[po + j] : x) : baseline ? 0 : x;
+      }
+      const total = cv[co + C_ACKED] + cv[co + C_RECEIVED];
+      const delta = p >= 0 ? total - pv[po + C_ACKED] - pv[po + C_RECEIVED] : total;
+      if (matchWatch && matchWatch(v)) watched.keep(delta, total, v);
+      else if (incumbent.find(key, hash) >= 0) kept.keep(delta, total, v);
+      else top.offer(delta, total, v);
     };
 
     let res: DumpResult | null = null;
@@ -445,20 +663,27 @@ export class FlowsCollector {
       stateCounts.fill(0);
       seen = 0;
       top.reset();
+      kept.reset();
       watched.reset();
       cur.clear();
+      services.begin();
       res = await this.source.dump(this.plans, EXT_FLOWS, onSocket);
       if (!res.interrupted) break;
       this.interrupted++;
     }
     this.states.report('sock_diag dump consistency', res?.interrupted ? new Error('dump interrupted twice (NLM_F_DUMP_INTR); exporting it anyway') : null);
+    services.settle(this.now());
+    this.baseline = false;
     this.prev = cur;
     this.cur = prev;
 
-    const ranked = [...top.items].sort((a, b) => b.delta - a.delta || b.acked - a.acked);
+    const idOf = (c: Candidate) => this.prev.vals[this.prev.find(c.view.cookieKey) * ROW_WIDTH + COL_ID];
+    const chosen = chooseExported(kept.items, top.items, this.settings.max);
+    incumbent.clear();
+    for (const c of chosen) incumbent.set(c.view.cookieKey, 1);
     const exported = [
-      ...watched.items.map((c) => ({ view: c.view, watched: true, ackedSinceLastScrape: c.delta })),
-      ...ranked.map((c) => ({ view: c.view, watched: false, ackedSinceLastScrape: c.delta })),
+      ...watched.items.map((c) => ({ view: c.view, watched: true, movedSinceLastScrape: c.delta, identity: idOf(c) })),
+      ...chosen.map((c) => ({ view: c.view, watched: false, movedSinceLastScrape: c.delta, identity: idOf(c) })),
     ];
     return { exported, stateCounts, seen };
   }
@@ -478,15 +703,15 @@ export class FlowsCollector {
     out.add(flowsExported, [], exported.length);
     out.add(flowsOmitted, [], seen - exported.length);
     out.add(flowsInterrupted, [], this.interrupted);
+    for (const b of this.services.buckets()) SERVICE_TABLE.emit(out, b, b.labels);
 
     const last: ExportedFlow[] = [];
     exported.forEach((e, i) => {
       const v = e.view;
       const localIp = localIps[i];
-      const labels = [localIp, String(v.sport), v.peerIp(), String(v.dport)];
+      const labels = [localIp, String(v.sport), v.peerIp(), String(v.dport), ...identityLabels(e.identity)];
       const device = this.addrs.deviceOf(localIp, v.ifindex) ?? '';
-      const ca = v.tcp(TCPI.caState);
-      out.add(flowInfo, [...labels, v.cong() ?? '', tcpStateName(v.state), ca === undefined ? '' : caStateName(ca), device], 1);
+      out.add(flowInfo, [...labels, v.cong() ?? '', device], 1);
       FLOW_TABLE.emit(out, v, labels);
       last.push({ ...e, localDevice: device });
     });
@@ -501,10 +726,11 @@ export class FlowsCollector {
 
 export const flowsCollector: CollectorDef = {
   name: 'flows',
-  description: 'Per-flow TCP state (tcp_info, socket memory, BBR) from sock_diag, selected by --flows.select and capped by --flows.max.',
+  description:
+    'Per-flow TCP state (tcp_info, socket memory, BBR) from sock_diag for --flows.watch flows and the --flows.max busiest, and per-service counters over every flow selected by --flows.select.',
   defaultEnabled: true,
   metrics: FLOW_METRICS,
-  flags: [flowsSelectFlag, flowsWatchFlag, flowsMaxFlag] as FlagDef<unknown>[],
+  flags: [flowsSelectFlag, flowsWatchFlag, flowsMaxFlag, flowsServicePortsFlag] as FlagDef<unknown>[],
   create({ config, log }) {
     const c = new FlowsCollector(flowsSettings(config), log);
     return {

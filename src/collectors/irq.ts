@@ -1,4 +1,4 @@
-// irq: where the packets of a NIC are processed (seed case, receive step 1: "hard IRQ on CPU X (queue
+// irq: where the packets of a NIC are processed (docs/kernel-sources.md §0, receive step 1: "hard IRQ on CPU X (queue
 // affinity). No RPS: the flow is always processed on the same CPU"). For each selected NIC: its
 // interrupts, the queue each one serves, the CPUs it is delivered to, interrupt counts, and the RPS / XPS
 // steering of each queue.
@@ -212,7 +212,7 @@ export function createIrqCollector(ctx: CollectorContext, deps?: Partial<IrqDeps
 
   return {
     async collect(out) {
-      const devices = await selectDevices(sysfs, include, exclude, deps?.links === undefined ? {} : { links: deps.links });
+      const devices = await selectDevices(sysfs, include, exclude, deps?.links === undefined ? { log } : { links: deps.links, log });
       const live = new Set(devices.map((d) => d.ifindex));
       for (const i of [...napiUnsupported]) if (!live.has(i)) napiUnsupported.delete(i);
       for (const i of [...topologies.keys()]) if (!live.has(i)) topologies.delete(i);

@@ -1,4 +1,4 @@
-// nic: the NIC side of "why can't this single TCP flow reach line rate?" (seed case, send step 6 and
+// nic: the NIC side of "why can't this single TCP flow reach line rate?" (docs/kernel-sources.md §0, send step 6 and
 // receive step 1): link speed and state, every netdev counter, ring sizes, channels, interrupt
 // coalescing, offloads (TSO/GSO/GRO/LRO/...) and GSO/TSO size caps, pause frames (peer backpressure), the standard IEEE/RMON stats, per-queue
 // statistics and the driver's own drop/stall counters.
@@ -403,7 +403,7 @@ export function createNicCollector(ctx: CollectorContext, deps?: Partial<NicDeps
 
   return {
     async collect(out) {
-      const devices = await selectDevices(sysfs, include, exclude, deps?.links === undefined ? {} : { links: deps.links });
+      const devices = await selectDevices(sysfs, include, exclude, deps?.links === undefined ? { log } : { links: deps.links, log });
       // Forget what we learnt about devices that are gone (an ifindex is not reused while it exists).
       const live = new Set(devices.map((d) => String(d.ifindex)));
       for (const k of [...unsupported]) if (!live.has(k.slice(0, k.indexOf('/')))) unsupported.delete(k);

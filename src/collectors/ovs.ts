@@ -13,34 +13,19 @@
 // genl = the kernel vport's counters; unixctl = OVS's netdev counters for the port. upcall/show, PMD and
 // coverage metrics only exist via unixctl.
 
-import { Config, durationFlag, intFlag, stringFlag } from '../core/flags';
-import type { Logger } from '../core/log';
+import { intFlag } from '../core/flags';
 import { Emitter, MetricTable, counter, gauge } from '../core/metrics';
-import { sysfsFlag } from '../core/paths';
 import { CollectorDef } from './registry';
-import { OvsReader, OvsSnapshot } from '../sources/ovs/snapshot';
+import type { OvsSnapshot } from '../sources/ovs/snapshot';
 import { OvsRefresher } from '../sources/ovs/refresher';
 import { publishInternalPorts } from '../sources/ovs/internal-ports';
 import { isInternalType } from '../sources/ovs/parse-dpif';
 import type { DatapathCounters, OvsPortStats } from '../sources/ovs/parse-dpctl';
 import type { PmdThreadStats } from '../sources/ovs/parse-pmd';
 import type { UpcallDatapath } from '../sources/ovs/parse-upcall';
-import type { GenlRequester } from '../sources/netlink/ovs';
+import { OVS_READER_FLAGS, ovsRefreshFlag, ovsTimeoutFlag } from '../sources/ovs/flags';
+import { forgetSharedOvsReader, sharedOvsReader } from '../sources/ovs/shared';
 
-export const ovsRundirFlag = stringFlag(
-  'ovs.rundir',
-  '',
-  'OVS run directory holding ovs-vswitchd.pid and ovs-vswitchd.<pid>.ctl. Empty: $OVS_RUNDIR, then /run/openvswitch, then /var/run/openvswitch.',
-  '<dir>',
-);
-export const ovsUnixctlFlag = stringFlag(
-  'ovs.unixctl',
-  '',
-  'Path of the ovs-vswitchd control socket (a daemon started with --unixctl=PATH). Overrides --ovs.rundir.',
-  '<path>',
-);
-export const ovsRefreshFlag = durationFlag('ovs.refresh-interval', 5, 'How often OVS is read in the background; scrapes serve the latest read.', 0.1);
-export const ovsTimeoutFlag = durationFlag('ovs.timeout', 2, 'Deadline for connecting to ovs-vswitchd and for each unixctl call or genetlink dump.', 0.01);
 export const ovsMaxPortsFlag = intFlag('ovs.max-ports', 64, 'Most ports per datapath with per-port series (busiest first); the rest are counted in flowpath_ovs_ports_left_out.', 0);
 
 // --- status ---------------------------------------------------------------------------------------
@@ -252,44 +237,13 @@ export function emitOvsSnapshot(out: Emitter, snap: OvsSnapshot | null, now: num
   for (const p of snap.internalPorts) out.add(internalInfo, [p.device, p.bridge, p.datapath], 1);
 }
 
-export interface OvsCollectorTestHooks {
-  genlSocket?: () => GenlRequester & { close?: () => void };
-}
-
-/** Test hook: how the collector builds its genetlink socket (null = a real NETLINK_GENERIC socket). */
-export const ovsTestHooks: OvsCollectorTestHooks = {};
-
-const readers = new WeakMap<Config, OvsReader>();
-/**
- * The one OvsReader of an exporter (keyed by its Config): the ovs collector's background refresh and the
- * diagnosis sampler share it, so ovs-vswitchd sees one control connection and one read per interval.
- */
-export function sharedOvsReader(config: Config, log: Logger): OvsReader {
-  let r = readers.get(config);
-  if (!r) {
-    r = new OvsReader({
-      discover: {
-        unixctl: config.get(ovsUnixctlFlag) || undefined,
-        rundir: config.get(ovsRundirFlag) || undefined,
-        envRundir: process.env.OVS_RUNDIR || undefined,
-      },
-      timeoutMs: config.get(ovsTimeoutFlag) * 1000,
-      sysfs: config.get(sysfsFlag),
-      log,
-      genlSocket: ovsTestHooks.genlSocket,
-    });
-    readers.set(config, r);
-  }
-  return r;
-}
-
 export const ovsCollector: CollectorDef = {
   name: 'ovs',
   description:
     'Open vSwitch: datapath lookups/flows/masks, per-port counters, upcall flow limit, userspace PMD and coverage counters (unixctl, and genetlink for the kernel datapath), read in the background.',
   defaultEnabled: true,
   metrics: OVS_METRICS,
-  flags: [ovsRundirFlag, ovsUnixctlFlag, ovsRefreshFlag, ovsTimeoutFlag, ovsMaxPortsFlag],
+  flags: [...OVS_READER_FLAGS, ovsMaxPortsFlag],
   create({ config, log }) {
     const timeoutMs = config.get(ovsTimeoutFlag) * 1000;
     const maxPorts = config.get(ovsMaxPortsFlag);
@@ -304,7 +258,7 @@ export const ovsCollector: CollectorDef = {
         emitOvsSnapshot(out, snap, Date.now(), maxPorts);
       },
       close: () => {
-        readers.delete(config);
+        forgetSharedOvsReader(config);
         refresher.close();
       },
     };

@@ -1,6 +1,6 @@
 // qdisc: every qdisc of the selected devices, children included (fq under mq, leaves under htb), from an
-// rtnetlink RTM_GETQDISC dump. node_exporter reports root qdiscs only and no fq xstats
-// (prior-art.md §0.4); fq `throttled` is the one signal that pacing is engaged.
+// rtnetlink RTM_GETQDISC dump (docs/kernel-sources.md §6). node_exporter reports root qdiscs only and no
+// fq xstats; fq `throttled` is the one signal that pacing is engaged.
 //
 // Every family carries device, kind, handle and parent ("root" or "maj:min" as tc prints it; ingress
 // and clsact hang off "ffff:fff1"), so a root mq (whose counters are the sum of its children) and its
@@ -13,6 +13,7 @@ import * as path from 'path';
 import { Emitter, MetricTable } from '../core/metrics';
 import { sysfsFlag } from '../core/paths';
 import { Config } from '../core/flags';
+import type { Logger } from '../core/log';
 import { DEVICE_FLAGS, deviceExcludeFlag, deviceIncludeFlag, selectDevices } from '../sources/devices';
 import { NETLINK_ROUTE, NetlinkSocket } from '../sources/netlink/socket';
 import {
@@ -22,6 +23,7 @@ import {
   FqStats,
   QdiscDump,
   QdiscRecord,
+  consistentQdiscDump,
   dumpQdiscs,
   formatHandle,
   formatParent,
@@ -145,6 +147,7 @@ export interface QdiscSources {
  */
 export function cachedDeviceNames(
   select: typeof selectDevices = selectDevices,
+  log?: Logger,
 ): (config: Config, ifindexes: readonly number[]) => Promise<ReadonlyMap<number, string>> {
   let cached: { key: string; names: Map<number, string> } | null = null;
   return async (config, ifindexes) => {
@@ -157,17 +160,17 @@ export function cachedDeviceNames(
     }
     const key = `${listing.join('/')}|${[...ifindexes].sort((a, b) => a - b).join(',')}`;
     if (cached?.key === key) return cached.names;
-    const devs = await select(sysfs, config.get(deviceIncludeFlag), config.get(deviceExcludeFlag));
+    const devs = await select(sysfs, config.get(deviceIncludeFlag), config.get(deviceExcludeFlag), log ? { log } : {});
     const names = new Map(devs.map((d) => [d.ifindex, d.name]));
     cached = listing.length > 0 ? { key, names } : null;
     return names;
   };
 }
 
-function liveSources(): QdiscSources {
+function liveSources(log?: Logger): QdiscSources {
   let sock: NetlinkSocket | null = null;
   return {
-    devices: cachedDeviceNames(),
+    devices: cachedDeviceNames(selectDevices, log),
     dump() {
       sock ??= new NetlinkSocket(NETLINK_ROUTE);
       return dumpQdiscs(sock);
@@ -181,7 +184,7 @@ function liveSources(): QdiscSources {
 
 export const QDISC_METRICS = [...base.descs, ...fqStats.descs, ...fqBands.descs, ...fqOptions.descs, ...fqCodelStats.descs, ...fqCodelOptions.descs];
 
-export function makeQdiscCollector(sources: () => QdiscSources = liveSources): CollectorDef {
+export function makeQdiscCollector(sources: (log?: Logger) => QdiscSources = liveSources): CollectorDef {
   return {
     name: 'qdisc',
     description:
@@ -189,15 +192,11 @@ export function makeQdiscCollector(sources: () => QdiscSources = liveSources): C
     defaultEnabled: true,
     metrics: QDISC_METRICS,
     flags: [...DEVICE_FLAGS],
-    create({ config }) {
-      const src = sources();
+    create({ config, log }) {
+      const src = sources(log);
       return {
         async collect(out: Emitter) {
-          let dump = await src.dump();
-          // A dump that raced with a qdisc change may miss or repeat entries: retry once, then give up
-          // rather than export a possibly inconsistent set.
-          if (dump.interrupted) dump = await src.dump();
-          if (dump.interrupted) throw new Error('RTM_GETQDISC dump interrupted twice by concurrent qdisc changes (NLM_F_DUMP_INTR)');
+          const dump = await consistentQdiscDump(() => src.dump());
           const names = await src.devices(config, [...new Set(dump.qdiscs.map((q) => q.ifindex))]);
           emitQdiscs(out, dump.qdiscs, names);
         },

@@ -124,7 +124,8 @@ export function regexFlag(name: string, def: string, help: string): FlagDef<RegE
   };
   return {
     name,
-    help,
+    // Every regex flag is anchored (compiled as ^(?:...)$), so every help text says so.
+    help: `${help} Anchored at both ends like Prometheus relabel regexes: it must match the whole name.`,
     default: compile(def),
     boolean: false,
     placeholder: '<regex>',

@@ -2,8 +2,12 @@
 // ("ts=... level=warn collector=nic msg=..."). Collectors log state changes once (ok -> failing,
 // failing -> ok), not once per scrape: see StateLogger.
 
+import { enumFlag } from './flags';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
+/** --log.level: declared beside the logger it configures (the exporter and `flowpath diagnose` read it). */
+export const logLevelFlag = enumFlag<LogLevel>('log.level', 'info', LOG_LEVELS, 'Only log messages with the given severity or above.');
 const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
 export type LogFields = Record<string, string | number | boolean | undefined>;

@@ -175,7 +175,8 @@ export function formatValue(v: number): string {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Metric tables: one line per metric, one renderer for all of them (docs/style.md §3).
+// Metric tables: one line per metric, one renderer for all of them; the same tables generate
+// docs/metrics.md, so adding a field to the export is one line.
 
 export interface Column<R> {
   readonly desc: MetricDesc;

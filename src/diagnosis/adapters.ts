@@ -1,34 +1,23 @@
-// Adapters from the other sources' records to the diagnosis types, and the live FlowSource / NodeSource
-// the sampler runs on. Only public APIs of the sources are used:
-//   sock_diag            src/sources/netlink/sockdiag.ts (SockDiag.dump / lookupPrepared, SockView)
-//   flow selectors       src/sources/flowselect.ts (compileSelector)
-//   /proc                src/sources/procfs/{softnet,softirqs,stat,netstat,sysctl,ksoftirqd}.ts
-//   /sys                 src/sources/sysfs/netdev.ts, src/sources/devices.ts (listDevices)
-//   tc                   src/sources/netlink/qdisc.ts (dumpQdiscs)
-//   OVS                  src/sources/ovs/snapshot.ts (OvsReader), src/sources/ovs/internal-ports.ts
-// The pure converters (flowSampleFromRecord, buildNodeSnapshot, ovsEvidenceOf, pathDevicesFor) are unit
-// tested on fixtures; the classes are the I/O edge.
+// Conversion of the sources' records to the diagnosis types, and the FlowSource / NodeSource the sampler
+// runs on. This file reads nothing itself: the reading is src/sources/flow-reader.ts (sock_diag, the same
+// SockDiag class and selectors as the flows collector) and src/sources/node-evidence.ts (/proc, /sys, tc,
+// ethtool, routes and OVS through the readers the collectors use). The pure converters
+// (flowSampleFromRecord, buildNodeSnapshot, ovsEvidenceOf, pathDevicesFor) are unit tested on fixtures;
+// the two classes only join a reader to a converter.
 
-import * as path from 'path';
-import { CompiledSelector, compileSelector } from '../sources/flowselect';
-import { EXT_FLOWS, EXT_INFO, SockDiag, SockRecord, SockView, buildExactRequest, sockKeyOf } from '../sources/netlink/sockdiag';
+import { FlowReader, FlowReaderOptions } from '../sources/flow-reader';
+import { NodeEvidenceReader, NodeReaderOptions } from '../sources/node-evidence';
+import type { SockRecord, SockView } from '../sources/netlink/sockdiag';
 import { MIN_RTT_NONE, SKMEM, TCPI, TCP_INFINITE_SSTHRESH } from '../sources/netlink/tcpinfo';
-import { NETLINK_ROUTE, NetlinkSocket } from '../sources/netlink/socket';
-import { QdiscRecord, TC_H_ROOT, dumpQdiscs } from '../sources/netlink/qdisc';
-import { NetDevice, listDevices } from '../sources/devices';
-import { NetdevAttrs, NetdevQueues, readDeviceAttrs, readNetdevQueues } from '../sources/sysfs/netdev';
-import { SoftnetRow, readSoftnet } from '../sources/procfs/softnet';
-import { Softirqs, readSoftirqs } from '../sources/procfs/softirqs';
-import { CpuTicks, readProcStatCpus } from '../sources/procfs/stat';
-import { NetstatGroups, readNetstat } from '../sources/procfs/netstat';
-import { readSysctl } from '../sources/procfs/sysctl';
-import { parsePidStat } from '../sources/procfs/ksoftirqd';
-import { readProcTextOptional } from '../sources/procfs/read';
-import { userHz } from '../sources/procfs/cpuinfo';
-import type { OvsReader, OvsSnapshot as OvsSourceSnapshot } from '../sources/ovs/snapshot';
-import { latestOvsInternalPorts } from '../sources/ovs/internal-ports';
+import { QdiscRecord, TC_H_ROOT } from '../sources/netlink/qdisc';
+import type { NetDevice } from '../sources/devices';
+import type { NetdevAttrs, NetdevQueues } from '../sources/sysfs/netdev';
+import type { SoftnetRow } from '../sources/procfs/softnet';
+import type { Softirqs } from '../sources/procfs/softirqs';
+import type { CpuTicks } from '../sources/procfs/stat';
+import type { NetstatGroups } from '../sources/procfs/netstat';
+import type { OvsSnapshot as OvsSourceSnapshot } from '../sources/ovs/snapshot';
 import { isInternalType } from '../sources/ovs/parse-dpif';
-import { VSWITCHD, parsePidFile } from '../sources/ovs/discover';
 import type {
   CpuSnapshot,
   DeviceSnapshot,
@@ -41,9 +30,8 @@ import type {
   SkMem,
 } from './types';
 import type { DiscoveredFlow, FlowSource, NodeSource } from './sampler';
-import { RouteLookup } from './route';
-import { EthtoolClient, EthtoolFeatures, EthtoolRings } from '../sources/netlink/ethtool';
-import { NetdevGenlClient, QueueStats } from '../sources/netlink/netdev-genl';
+import type { EthtoolFeatures, EthtoolRings } from '../sources/netlink/ethtool';
+import type { QueueStats } from '../sources/netlink/netdev-genl';
 
 // ---------------------------------------------------------------------------------------------------
 // sock_diag → FlowSample
@@ -168,64 +156,36 @@ export function flowKeyOfView(v: SockView): FlowKey {
 // ---------------------------------------------------------------------------------------------------
 // The live flow source
 
-export interface SockDiagFlowSourceOptions {
-  /** --diagnosis.watch selector source; "" = watch nothing explicitly (top flows only). */
-  watch: string;
-  /** Selector of the candidates for "top" (default: established TCP). */
-  candidates?: string;
-  kernelRelease?: string;
-}
+/** The reader's options: --diagnosis.watch selector source ("" = top flows only), candidates, kernel release. */
+export type SockDiagFlowSourceOptions = FlowReaderOptions;
 
 export class SockDiagFlowSource implements FlowSource {
-  private readonly sd: SockDiag;
-  private readonly candidates: CompiledSelector;
-  private readonly watch: CompiledSelector | null;
-  private readonly bodies = new Map<string, Buffer>();
+  private readonly reader: FlowReader;
 
   constructor(opts: SockDiagFlowSourceOptions) {
-    this.sd = new SockDiag({ kernelRelease: opts.kernelRelease });
-    const cand = opts.candidates ?? 'state established';
-    this.watch = opts.watch.trim() === '' ? null : compileSelector(opts.watch);
-    // Dump what either selector may match; the JS predicates decide exactly.
-    this.candidates = compileSelector(this.watch ? `(${cand}) or (${opts.watch})` : cand);
+    this.reader = new FlowReader(opts);
   }
 
   async discover(): Promise<DiscoveredFlow[]> {
     const out: DiscoveredFlow[] = [];
-    await this.sd.dump(this.candidates.plans, EXT_INFO, (v) => {
-      if (!this.candidates.exact && !this.candidates.matches(v)) return;
-      if (v.state !== 1) return; // only established flows carry data worth sampling
+    await this.reader.discover((v, watched) => {
       out.push({
         key: flowKeyOfView(v),
         bytesAcked: v.tcp(TCPI.bytesAcked) ?? 0,
         bytesReceived: v.tcp(TCPI.bytesReceived) ?? 0,
-        watched: this.watch !== null && this.watch.matches(v),
+        watched,
       });
     });
     return out;
   }
 
   async lookup(keys: readonly FlowKey[], t: number, wallMs: number): Promise<Array<FlowSample | null>> {
-    const bodies = keys.map((k) => {
-      const id = `${k.localIp}|${k.localPort}|${k.peerIp}|${k.peerPort}|${k.cookie ?? ''}`;
-      let b = this.bodies.get(id);
-      if (!b) {
-        b = buildExactRequest(sockKeyOf(k), EXT_FLOWS);
-        this.bodies.set(id, b);
-      }
-      return b;
-    });
-    if (this.bodies.size > 4 * keys.length + 64) {
-      // Forget request bodies of flows no longer sampled.
-      const keep = new Set(keys.map((k) => `${k.localIp}|${k.localPort}|${k.peerIp}|${k.peerPort}|${k.cookie ?? ''}`));
-      for (const id of [...this.bodies.keys()]) if (!keep.has(id)) this.bodies.delete(id);
-    }
-    const views = await this.sd.lookupPrepared(bodies);
+    const views = await this.reader.lookup(keys);
     return views.map((v) => (v ? flowSampleFromView(v, t, wallMs) : null));
   }
 
   close(): void {
-    this.sd.close();
+    this.reader.close();
   }
 }
 
@@ -419,9 +379,6 @@ export function pathDevicesFor(egress: string | undefined, ovs: OvsSourceSnapsho
 // ---------------------------------------------------------------------------------------------------
 // The live node source
 
-/** ethtool features and rings are configuration: re-read at most this often. */
-const CONFIG_TTL_MS = 30000;
-
 export const DIAGNOSIS_SYSCTLS = [
   'net.ipv4.tcp_wmem',
   'net.ipv4.tcp_rmem',
@@ -432,200 +389,32 @@ export const DIAGNOSIS_SYSCTLS = [
   'net.core.netdev_budget',
 ];
 
-export interface LiveNodeSourceOptions {
-  procfs: string;
-  sysfs: string;
-  /** An OvsReader (the OVS collector's source class), or null when OVS is not to be read. */
-  ovs: Pick<OvsReader, 'read' | 'close' | 'client'> | null;
-  /** Least time between two OVS reads (it is slower than the rest). */
-  ovsIntervalMs: number;
-}
+export type LiveNodeSourceOptions = Omit<NodeReaderOptions, 'sysctls'>;
 
 export class LiveNodeSource implements NodeSource {
-  private rtnl: NetlinkSocket | null = null;
-  private readonly route = new RouteLookup();
-  private ovsSnap: OvsSourceSnapshot | null = null;
-  private ovsAt = -Infinity;
-  /** Devices whose sysfs attributes each snapshot reads. */
-  private readonly interesting = new Set<string>();
-  private ethtool: EthtoolClient | null = null;
-  private netdev: NetdevGenlClient | null = null;
-  /** ethtool configuration per device, re-read after CONFIG_TTL_MS. */
-  private readonly config = new Map<string, { at: number; features?: EthtoolFeatures; rings?: EthtoolRings }>();
-  private qstatsUnsupported = false;
-  private readonly hz = userHz();
+  private readonly reader: NodeEvidenceReader;
 
-  constructor(private readonly o: LiveNodeSourceOptions) {}
-
-  private internalSet(): Set<string> {
-    const s = new Set<string>();
-    for (const p of latestOvsInternalPorts()?.ports.keys() ?? []) s.add(p);
-    for (const p of this.ovsSnap?.internalPorts ?? []) s.add(p.device);
-    return s;
-  }
-
-  private ovsInFlight: Promise<void> | null = null;
-
-  /** Read OVS if the last read is older than the OVS interval; joins a read in flight. */
-  private readOvs(t: number, errors: string[]): Promise<void> {
-    if (this.ovsInFlight) return this.ovsInFlight;
-    if (!this.o.ovs || t - this.ovsAt < this.o.ovsIntervalMs) return Promise.resolve();
-    const ovs = this.o.ovs;
-    this.ovsAt = t;
-    const p = (async () => {
-      try {
-        const s = await ovs.read(this.o.ovsIntervalMs);
-        this.ovsSnap = s.unixctl.up || s.kernel.state ? s : null;
-        if (!s.unixctl.up && s.unixctl.error) errors.push(`ovs: ${s.unixctl.error}`);
-      } catch (e) {
-        errors.push(`ovs: ${(e as Error).message}`);
-      } finally {
-        this.ovsInFlight = null;
-      }
-    })();
-    this.ovsInFlight = p;
-    return p;
-  }
-
-  /** CPU seconds of ovs-vswitchd so far, read at every snapshot (its datapath counters are slower). */
-  private vswitchdCpuSeconds(errors: string[]): number | undefined {
-    const ep = this.o.ovs?.client.endpoint;
-    if (!ep) return undefined;
-    let pid = ep.pid;
-    if (!pid) {
-      // Found through --ovs.unixctl: the daemon's pid file usually sits next to its control socket.
-      const text = readProcTextOptional(path.join(path.dirname(ep.path), `${VSWITCHD}.pid`));
-      if (text) pid = parsePidFile(text, `${VSWITCHD}.pid`);
-    }
-    if (!pid) return undefined;
-    try {
-      const text = readProcTextOptional(path.join(this.o.procfs, String(pid), 'stat'));
-      if (!text) return undefined;
-      const ps = parsePidStat(text);
-      return (ps.utime + ps.stime) / this.hz;
-    } catch (e) {
-      errors.push(`ovs-vswitchd stat: ${(e as Error).message}`);
-      return undefined;
-    }
+  constructor(o: LiveNodeSourceOptions) {
+    this.reader = new NodeEvidenceReader({ ...o, sysctls: DIAGNOSIS_SYSCTLS });
   }
 
   async snapshot(t: number): Promise<NodeSnapshot> {
-    const errors: string[] = [];
-    const wallMs = Date.now();
-    const attempt = <T>(what: string, f: () => T): T | undefined => {
-      try {
-        return f();
-      } catch (e) {
-        errors.push(`${what}: ${(e as Error).message}`);
-        return undefined;
-      }
-    };
-    const attemptAsync = async <T>(what: string, f: () => Promise<T>): Promise<T | undefined> => {
-      try {
-        return await f();
-      } catch (e) {
-        errors.push(`${what}: ${(e as Error).message}`);
-        return undefined;
-      }
-    };
-    const [devices, qd] = await Promise.all([
-      attemptAsync('devices', () => listDevices(this.o.sysfs)),
-      attemptAsync('qdisc', async () => {
-        this.rtnl ??= new NetlinkSocket(NETLINK_ROUTE, { timeoutMs: 2000 });
-        return (await dumpQdiscs(this.rtnl)).qdiscs;
-      }),
-      this.readOvs(t, errors),
-    ]);
-    const names = new Set(this.interesting);
-    for (const d of devices ?? []) if (d.kind === 'ifb') names.add(d.name);
-    const attrs = new Map<string, NetdevAttrs>();
-    const queues = new Map<string, NetdevQueues>();
-    await Promise.all(
-      [...names].map(async (n) => {
-        const a = await attemptAsync(`sysfs ${n}`, () => readDeviceAttrs(this.o.sysfs, devices?.find((d) => d.name === n) ?? { name: n }));
-        if (a) attrs.set(n, a);
-        const q = await attemptAsync(`sysfs ${n} queues`, () => readNetdevQueues(this.o.sysfs, n));
-        if (q) queues.set(n, q);
-      }),
-    );
-    // ethtool configuration (features, rings) now and then; per-queue qstats (tx-stop) every snapshot.
-    // Devices or kernels without them (veth rings, tun, old kernels) simply leave them out.
-    const features = new Map<string, EthtoolFeatures>();
-    const rings = new Map<string, EthtoolRings>();
-    const qstats = new Map<string, QueueStats[]>();
-    await Promise.all(
-      [...names].map(async (n) => {
-        const ifindex = devices?.find((d) => d.name === n)?.ifindex;
-        if (ifindex === undefined) return;
-        let c = this.config.get(n);
-        if (!c || t - c.at > CONFIG_TTL_MS) {
-          this.ethtool ??= new EthtoolClient();
-          const [f, r] = await Promise.all([
-            this.ethtool.features(ifindex, n).catch(() => undefined),
-            this.ethtool.rings(ifindex, n).catch(() => undefined),
-          ]);
-          c = { at: t, features: f, rings: r };
-          this.config.set(n, c);
-        }
-        if (c.features) features.set(n, c.features);
-        if (c.rings) rings.set(n, c.rings);
-        if (!this.qstatsUnsupported) {
-          this.netdev ??= new NetdevGenlClient();
-          try {
-            qstats.set(n, await this.netdev.qstats(ifindex, n));
-          } catch (e) {
-            const code = (e as { code?: string }).code;
-            if (code === 'EOPNOTSUPP' || code === 'ENOENT') this.qstatsUnsupported = code === 'ENOENT';
-            else errors.push(`qstats ${n}: ${(e as Error).message}`);
-          }
-        }
-      }),
-    );
-    const sysctl: Record<string, string> = {};
-    for (const name of DIAGNOSIS_SYSCTLS) {
-      const v = attempt(`sysctl ${name}`, () => readSysctl(this.o.procfs, name));
-      if (v) sysctl[name] = 'numbers' in v ? v.numbers.join(' ') : v.text;
-    }
-    const ovsEv = this.ovsSnap ? ovsEvidenceOf(this.ovsSnap, this.vswitchdCpuSeconds(errors)) : undefined;
+    const r = await this.reader.read(t);
     return buildNodeSnapshot({
+      ...r,
       t,
-      wallMs,
-      devices,
-      attrs,
-      queues,
-      qdiscs: qd,
-      features,
-      rings,
-      qstats,
-      softnet: attempt('softnet_stat', () => readSoftnet(this.o.procfs, this.o.sysfs)),
-      softirqs: attempt('softirqs', () => readSoftirqs(this.o.procfs)),
-      stat: attempt('stat', () => readProcStatCpus(this.o.procfs)),
-      netstat: attempt('netstat', () => readNetstat(this.o.procfs)),
-      sysctl,
-      ovs: ovsEv,
-      ovsInternal: this.internalSet(),
-      userHz: this.hz,
-      errors,
+      ovs: r.ovs ? ovsEvidenceOf(r.ovs, r.vswitchdCpuSeconds) : undefined,
     });
   }
 
   async pathFor(key: FlowKey): Promise<PathDevices> {
-    const [oif, devices] = await Promise.all([this.route.oif(key.peerIp), listDevices(this.o.sysfs)]);
-    if (this.o.ovs && !this.ovsSnap) await (this.ovsInFlight ?? this.readOvs(performance.now(), []));
-    const egress = oif === undefined ? undefined : devices.find((d) => d.ifindex === oif)?.name;
-    const p = pathDevicesFor(egress, this.ovsSnap, this.internalSet(), devices);
-    for (const n of [p.ipDevice, p.nicDevice, ...(p.extraDevices ?? [])]) if (n && devices.some((d) => d.name === n)) this.interesting.add(n);
+    const e = await this.reader.egress(key.peerIp);
+    const p = pathDevicesFor(e.egress, e.ovs, e.ovsInternal, e.devices);
+    for (const n of [p.ipDevice, p.nicDevice, ...(p.extraDevices ?? [])]) if (n && e.devices.some((d) => d.name === n)) this.reader.watchDevice(n);
     return p;
   }
 
   close(): void {
-    this.rtnl?.close();
-    this.rtnl = null;
-    this.ethtool?.close();
-    this.ethtool = null;
-    this.netdev?.close();
-    this.netdev = null;
-    this.route.close();
-    this.o.ovs?.close();
+    this.reader.close();
   }
 }

@@ -4,13 +4,12 @@
 // fetches the other node's view of the same flow (reversed 4-tuple) from its /api/diagnosis, and prints
 // the path with a status per hop and the ranked findings.
 
-import type { Command, CliIO } from '../cli';
+import type { Command, CliIO } from '../core/command';
 import { Config, FlagDef, UsageError } from '../core/flags';
-import { createLogger, nullLogger } from '../core/log';
-import { logLevelFlag } from '../exporter';
+import { createLogger, logLevelFlag, nullLogger } from '../core/log';
 import { procfsFlag, sysfsFlag } from '../core/paths';
 import { SelectorError } from '../sources/flowselect';
-import { ovsRundirFlag, ovsTimeoutFlag, ovsUnixctlFlag } from '../collectors/ovs';
+import { ovsReaderOptions } from '../sources/ovs/flags';
 import { OvsReader } from '../sources/ovs/snapshot';
 import { LiveNodeSource, SockDiagFlowSource } from './adapters';
 import { COMMAND_FLAGS, allFindingsFlag, durationFlagDef, flowFlag, jsonFlag, peerFlag, sampleRateFlag } from './flags';
@@ -102,17 +101,8 @@ export async function runDiagnose(config: Config, io: CliIO, deps: DiagnoseDeps 
       if (e instanceof SelectorError) throw new UsageError(`--flow: ${e.message}`);
       throw e;
     }
-    const ovs = new OvsReader({
-      discover: {
-        unixctl: maybe(config, ovsUnixctlFlag, '') || undefined,
-        rundir: maybe(config, ovsRundirFlag, '') || undefined,
-        envRundir: process.env.OVS_RUNDIR || undefined,
-      },
-      timeoutMs: maybe(config, ovsTimeoutFlag, 2) * 1000,
-      sysfs: config.get(sysfsFlag),
-      // A node without OVS is normal here: say nothing about a missing ovs-vswitchd.
-      log: nullLogger,
-    });
+    // A node without OVS is normal here: say nothing about a missing ovs-vswitchd.
+    const ovs = new OvsReader(ovsReaderOptions(config, nullLogger));
     // Node evidence twice a second so that a short run still has a start and an end.
     const nodeMs = Math.min(1000, Math.max(200, (duration * 1000) / 8));
     const node = new LiveNodeSource({ procfs: config.get(procfsFlag), sysfs: config.get(sysfsFlag), ovs, ovsIntervalMs: nodeMs });

@@ -12,6 +12,7 @@ import type { ClassifyContext, DiagnosisInput, FlowKey, FlowSample, NodeSnapshot
 import { diagnose } from './verdict';
 import type { Logger } from '../core/log';
 import { StateLogger, nullLogger } from '../core/log';
+import { chooseWithHysteresis } from '../core/ranking';
 
 export interface DiscoveredFlow {
   key: FlowKey;
@@ -130,6 +131,8 @@ export interface WatchedFlow {
   path?: PathDevices;
   /** Resolves when `path` has been looked up (or the lookup failed). */
   pathReady?: Promise<void>;
+  /** Holds one of the --diagnosis.top places now (kept with hysteresis by the next discovery). */
+  topPlace?: boolean;
   /** Sampler time the flow was last in the top N / pinned until. */
   topUntil: number;
   pinnedUntil: number;
@@ -309,13 +312,24 @@ export class Sampler {
       this.lastDiscovered = rated.map(({ key, bytesAcked, bytesReceived, watched, bytesPerSecond }) => ({ key, bytesAcked, bytesReceived, watched, bytesPerSecond }));
 
       for (const d of rated) if (d.watched) this.ensure(d.key, 'watch', now);
-      const top = rated
-        .filter((d) => !d.watched && (d.bytesPerSecond ?? 0) > 0)
-        .sort((a, b) => (b.bytesPerSecond ?? 0) - (a.bytesPerSecond ?? 0))
-        .slice(0, this.opts.top);
+      // The top N with hysteresis (core/ranking.ts): among many similar flows the choice stays put.
+      const placed = (d: (typeof rated)[number]) => {
+        const f = this.flowsById.get(flowId(d.key));
+        return f?.topPlace === true && f.goneAt === undefined && f.key.cookie === d.key.cookie;
+      };
+      const top = chooseWithHysteresis(
+        rated.filter((d) => !d.watched && d.bytesPerSecond > 0).sort((a, b) => b.bytesPerSecond - a.bytesPerSecond),
+        (d) => d.bytesPerSecond,
+        placed,
+        this.opts.top,
+      );
+      for (const f of this.flowsById.values()) f.topPlace = false;
       for (const d of top) {
         const f = this.ensure(d.key, 'top', now);
-        if (f) f.topUntil = now + this.opts.topHoldMs;
+        if (f) {
+          f.topUntil = now + this.opts.topHoldMs;
+          f.topPlace = true;
+        }
       }
       // A socket that reappears with a new cookie on the same 4-tuple is a new flow.
       for (const f of this.flowsById.values()) {

@@ -4,8 +4,7 @@ import type { Config, FlagDef } from '../core/flags';
 import type { Logger } from '../core/log';
 import { nullLogger } from '../core/log';
 import { procfsFlag, sysfsFlag } from '../core/paths';
-import { ovsCollector, ovsRefreshFlag, ovsRundirFlag, ovsTimeoutFlag, ovsUnixctlFlag, sharedOvsReader } from '../collectors/ovs';
-import { collectorFlag } from '../collectors/registry';
+import { ovsReaderOptions, ovsRefreshFlag } from '../sources/ovs/flags';
 import { OvsReader } from '../sources/ovs/snapshot';
 import { LiveNodeSource, SockDiagFlowSource } from './adapters';
 import { discoverIntervalFlag, historyFlag, maxFlowsFlag, nodeIntervalFlag, sampleRateFlag, topFlag, watchFlag } from './flags';
@@ -26,8 +25,12 @@ export interface BuildOptions {
   top?: number;
   /** Read OVS at this interval (ms); default max(--ovs.refresh-interval, node interval). */
   ovsIntervalMs?: number;
-  /** Disable OVS reads (e.g. --no-collector.ovs). */
-  noOvs?: boolean;
+  /**
+   * The OVS reader to use: the exporter's shared one (the diagnosis collector passes it when the ovs
+   * collector runs), null = do not read OVS (e.g. --no-collector.ovs); undefined = a reader of its own
+   * from the OVS flags.
+   */
+  ovs?: Pick<OvsReader, 'read' | 'close' | 'client'> | null;
 }
 
 export function samplerOptionsFrom(config: Config, o: BuildOptions = {}): SamplerOptions {
@@ -45,26 +48,7 @@ export function samplerOptionsFrom(config: Config, o: BuildOptions = {}): Sample
 export function buildSampler(config: Config, log: Logger, o: BuildOptions = {}): Sampler {
   const opts = samplerOptionsFrom(config, o);
   const flows = new SockDiagFlowSource({ watch: o.watch ?? config.get(watchFlag) });
-  let ovs: Pick<OvsReader, 'read' | 'close' | 'client'> | null = null;
-  if (!o.noOvs) {
-    if (maybe(config, collectorFlag(ovsCollector)) === true) {
-      // Share the ovs collector's reader (one connection, one read per interval); the collector closes it.
-      const shared = sharedOvsReader(config, nullLogger);
-      ovs = { read: (maxAgeMs?: number) => shared.read(maxAgeMs), close: () => undefined, client: shared.client };
-    } else {
-      const timeout = maybe(config, ovsTimeoutFlag) ?? 2;
-      ovs = new OvsReader({
-        discover: {
-          unixctl: maybe(config, ovsUnixctlFlag) || undefined,
-          rundir: maybe(config, ovsRundirFlag) || undefined,
-          envRundir: process.env.OVS_RUNDIR || undefined,
-        },
-        timeoutMs: timeout * 1000,
-        sysfs: config.get(sysfsFlag),
-        log: nullLogger,
-      });
-    }
-  }
+  const ovs = o.ovs !== undefined ? o.ovs : new OvsReader(ovsReaderOptions(config, nullLogger));
   const refresh = (maybe(config, ovsRefreshFlag) ?? 5) * 1000;
   const node = new LiveNodeSource({
     procfs: config.get(procfsFlag),

@@ -27,7 +27,8 @@
 // (loopback too, if the regex says so). The exclude regex then removes names from either selection.
 
 import { promises as fs, readFileSync, readdirSync } from 'fs';
-import { regexFlag } from '../core/flags';
+import { FlagDef, regexFlag } from '../core/flags';
+import type { Logger } from '../core/log';
 import { under } from '../core/paths';
 import { LinkLookup, LinkRecord, liveLinks } from './netlink/rtnl-link';
 import { forgetHeld } from './procfs/read';
@@ -39,13 +40,14 @@ export const deviceIncludeFlag = regexFlag(
     'physical NICs (a /sys/class/net/DEV/device link), bonds (bonding/ or DEVTYPE=bond), teams, VLANs ' +
     '(uevent DEVTYPE=vlan) and Open vSwitch internal ports (rtnetlink link kind "openvswitch", the ' +
     'driver ethtool -i reports); loopback, veth, tap/tun, bridges and other virtual devices are left ' +
-    'out. A non-empty regexp replaces the automatic choice.',
+    'out. A non-empty regexp replaces the automatic choice, e.g. "eth.*|ens[0-9]+" (not "^eth": the ' +
+    'regexp must match the whole name). A regexp that matches no device is logged as a warning.',
 );
 export const deviceExcludeFlag = regexFlag(
   'collector.nic.device-exclude',
   '',
   'Regexp of network devices to exclude from the per-device collectors (nic, irq, qdisc); applied after ' +
-    'the include choice.',
+    'the include choice. A regexp that matches no device is logged as a warning.',
 );
 /** Put these in the `flags` of every collector that calls selectDevices (shared FlagDef objects). */
 export const DEVICE_FLAGS = [deviceIncludeFlag, deviceExcludeFlag] as const;
@@ -126,6 +128,12 @@ export interface SelectOptions {
    * no kinds (devices sysfs cannot classify are "virtual"), no link records.
    */
   links?: LinkLookup | null;
+  /**
+   * Where to warn that the include or exclude regex matches no device at all (a typo, or an unanchored
+   * habit like "^eth"). Warned once per flag value for the process, however many collectors select
+   * devices with it; said again only after it matched a device in between.
+   */
+  log?: Logger;
 }
 
 /** Devices of a sysfs tree by readdir of class/net and each uevent's IFINDEX, sorted by name. */
@@ -308,6 +316,36 @@ export function isSelected(d: Pick<NetDevice, 'name' | 'class'>, include: RegExp
   return inc && !(exclude && exclude.test(d.name));
 }
 
+/** `flag=regex` of the device regexes now matching no device, already warned about. */
+const unmatchedWarned = new Set<string>();
+
+/**
+ * Warn (once, see SelectOptions.log) about a device include/exclude regex that matches none of these
+ * devices, naming the flag and the regex; an info line when such a regex matches a device again.
+ */
+export function warnUnmatchedDeviceRegexes(devices: ReadonlyArray<Pick<NetDevice, 'name'>>, include: RegExp | null, exclude: RegExp | null, log: Logger): void {
+  const check = (flag: FlagDef<RegExp | null>, re: RegExp | null) => {
+    if (!re) return;
+    const value = flag.show(re); // the flag's text, quoted
+    const regex = JSON.parse(value) as string;
+    const key = `${flag.name}=${value}`;
+    const matches = devices.some((d) => re.test(d.name));
+    if (!matches && !unmatchedWarned.has(key)) {
+      unmatchedWarned.add(key);
+      const names = devices.map((d) => d.name);
+      log.warn(`--${flag.name}=${value} matches no network device; the regex is anchored (it must match the whole name, e.g. "eth.*")`, {
+        flag: flag.name,
+        regex,
+        devices: names.length > 12 ? `${names.slice(0, 12).join(',')},...` : names.join(','),
+      });
+    } else if (matches && unmatchedWarned.delete(key)) {
+      log.info(`--${flag.name}=${value} matches a network device again`, { flag: flag.name, regex: value.slice(1, -1) });
+    }
+  };
+  check(deviceIncludeFlag, include);
+  check(deviceExcludeFlag, exclude);
+}
+
 /** The devices a per-device collector should report, sorted by name. */
 export async function selectDevices(
   sysfsRoot: string,
@@ -316,5 +354,6 @@ export async function selectDevices(
   opts: SelectOptions = {},
 ): Promise<NetDevice[]> {
   const all = await listDevices(sysfsRoot, opts);
+  if (opts.log) warnUnmatchedDeviceRegexes(all, include, exclude, opts.log);
   return all.filter((d) => isSelected(d, include, exclude));
 }

@@ -53,8 +53,8 @@ d('flows collector in the OVS lab (root)', () => {
     const receiver = flowInfos(b).filter((f) => f.labels.local_port === String(IPERF_PORT) && f.labels.local_ip === B_IP);
     // iperf3 opens a control connection and the data connection.
     expect(sender.length).toBeGreaterThanOrEqual(2);
-    for (const f of sender) expect([f.labels.local_device, f.labels.peer_ip, f.labels.state]).toEqual([INT_A, B_IP, 'established']);
-    for (const f of receiver) expect([f.labels.local_device, f.labels.peer_ip]).toEqual([INT_B, A_IP]);
+    for (const f of sender) expect([f.labels.local_device, f.labels.peer_ip, f.labels.role, f.labels.service_port]).toEqual([INT_A, B_IP, 'client', String(IPERF_PORT)]);
+    for (const f of receiver) expect([f.labels.local_device, f.labels.peer_ip, f.labels.role, f.labels.service_port]).toEqual([INT_B, A_IP, 'server', String(IPERF_PORT)]);
     // The same connections, seen from both ends.
     const tuple = (f: Info, flip: boolean) =>
       flip ? `${f.labels.peer_ip}:${f.labels.peer_port}-${f.labels.local_ip}:${f.labels.local_port}` : `${f.labels.local_ip}:${f.labels.local_port}-${f.labels.peer_ip}:${f.labels.peer_port}`;

@@ -1,80 +1,14 @@
 // The flows collector on replayed sock_diag fixtures: the cap (most bytes acked since the previous
 // scrape), --flows.watch, aggregates, absent fields, unit conversions, DUMP_INTR retry, flags, promtool.
-import * as fs from 'fs';
-import * as path from 'path';
 import { Config, UsageError } from '../../src/core/flags';
 import { Emitter } from '../../src/core/metrics';
 import { nullLogger } from '../../src/core/log';
-import { CookieTable, FLOW_METRICS, FlowSource, FlowsCollector, flowsCollector, flowsSettings } from '../../src/collectors/flows';
+import { CookieTable, FLOW_METRICS, FlowsCollector, flowsCollector } from '../../src/collectors/flows';
 import { allFlags } from '../../src/exporter';
 import { compileSelector } from '../../src/sources/flowselect';
-import { forEachMessage } from '../../src/sources/netlink/attrs';
-import { DumpPlan, DumpResult, SOCK_DIAG_BY_FAMILY, SockView } from '../../src/sources/netlink/sockdiag';
+import { SockView } from '../../src/sources/netlink/sockdiag';
 import { promtoolAvailable, promtoolCheckMetrics } from '../support/promtool';
-
-const FIX = path.join(__dirname, '../fixtures/sockdiag');
-
-/** Payloads (inet_diag_msg + attributes) of a fixture, as mutable copies. */
-function payloads(file: string): Buffer[] {
-  const out: Buffer[] = [];
-  forEachMessage(fs.readFileSync(path.join(FIX, file)), (m) => {
-    if (m.type === SOCK_DIAG_BY_FAMILY) out.push(Buffer.from(m.buf.subarray(m.start, m.end)));
-  });
-  return out;
-}
-
-const infoOff = (p: Buffer) => new SockView().attach(p, 0, p.length).infoOff;
-
-class Replay implements FlowSource {
-  plans: DumpPlan[][] = [];
-  interruptNext = 0;
-  constructor(public msgs: Buffer[]) {}
-  async dump(plans: readonly DumpPlan[], _ext: number, onSocket: (v: SockView) => void): Promise<DumpResult> {
-    this.plans.push([...plans]);
-    const v = new SockView();
-    for (const p of this.msgs) onSocket(v.attach(p, 0, p.length));
-    const interrupted = this.interruptNext > 0;
-    if (interrupted) this.interruptNext--;
-    return { sockets: this.msgs.length, interrupted, datagrams: 1 };
-  }
-  close(): void {}
-}
-
-const fakeAddrs = { prepare: async () => undefined, deviceOf: (ip: string) => (ip.endsWith('127.0.0.1') ? 'lo' : undefined), close: () => undefined };
-
-function settings(over: Record<string, string>) {
-  return flowsSettings(Config.from(allFlags([flowsCollector]), over));
-}
-
-async function scrape(c: FlowsCollector): Promise<{ text: string; get: (name: string, labels?: Record<string, string>) => number[] }> {
-  const out = new Emitter();
-  await c.collect(out);
-  const text = out.render();
-  const get = (name: string, labels: Record<string, string> = {}) =>
-    text
-      .split('\n')
-      .filter((l) => l.startsWith(name + '{') || l.startsWith(name + ' '))
-      .filter((l) => Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)))
-      .map((l) => Number(l.slice(l.lastIndexOf(' ') + 1)));
-  return { text, get };
-}
-
-/** local_port of every flowpath_flow_info series. */
-const infoPorts = (text: string) =>
-  text
-    .split('\n')
-    .filter((l) => l.startsWith('flowpath_flow_info{'))
-    .map((l) => Number(/local_port="(\d+)"/.exec(l)![1]));
-
-/** The 8 flow ends of dump-a.bin (ESTAB), in order, with their local ports. */
-function flowsOf(msgs: Buffer[]): Array<{ p: Buffer; port: number }> {
-  return msgs.filter((p) => p[1] === 1).map((p) => ({ p, port: p.readUInt16BE(4) }));
-}
-const setAcked = (p: Buffer, v: number) => {
-  const o = infoOff(p) + 120; // tcpi_bytes_acked
-  p.writeUInt32LE(v % 2 ** 32, o);
-  p.writeUInt32LE(Math.floor(v / 2 ** 32), o + 4);
-};
+import { Replay, fakeAddrs, flowsOf, infoPorts, payloads, scrape, setAcked, settings } from '../support/flows-replay';
 
 describe('flows collector', () => {
   it('exports the flows with the most bytes acked since the previous scrape, and counts the rest', async () => {
@@ -142,16 +76,31 @@ describe('flows collector', () => {
     expect(tw.plans[0]).toEqual([]);
   });
 
-  it('converts units and labels each flow (info: cc, state, ca_state, local_device)', async () => {
+  it('converts units and labels each flow (identity, info: cc, local_device; state and CA state as values)', async () => {
     const msgs = payloads('dump-a.bin');
     const c = new FlowsCollector(settings({ 'flows.select': '', 'flows.max': '100' }), nullLogger, { source: new Replay(msgs), addrs: fakeAddrs });
     const s = await scrape(c);
-    const views = msgs.map((p) => new SockView().attach(p, 0, p.length)).filter((v) => v.state === 1);
+    const all = msgs.map((p) => new SockView().attach(p, 0, p.length));
+    const listening = new Set(all.filter((v) => v.state === 10).map((v) => v.sport));
+    expect(listening.size).toBeGreaterThan(0);
+    const views = all.filter((v) => v.state === 1);
+    let servers = 0;
     for (const v of views) {
       const r = v.record();
       const t = r.tcpInfo!;
-      const l = { local_ip: r.localIp, local_port: String(r.localPort), peer_ip: r.peerIp, peer_port: String(r.peerPort) };
-      expect(s.get('flowpath_flow_info', { ...l, cc: r.cc!, state: 'established', ca_state: 'open', local_device: r.localIp.endsWith('127.0.0.1') ? 'lo' : '' })).toEqual([1]);
+      const server = listening.has(r.localPort);
+      if (server) servers++;
+      const l = {
+        local_ip: r.localIp,
+        local_port: String(r.localPort),
+        peer_ip: r.peerIp,
+        peer_port: String(r.peerPort),
+        role: server ? 'server' : 'client',
+        service_port: String(server ? r.localPort : r.peerPort),
+      };
+      expect(s.get('flowpath_flow_info', { ...l, cc: r.cc!, local_device: r.localIp.endsWith('127.0.0.1') ? 'lo' : '' })).toEqual([1]);
+      expect(s.get('flowpath_flow_tcp_state', l)).toEqual([1]);
+      expect(s.get('flowpath_flow_ca_state', l)).toEqual([t.caState]);
       expect(s.get('flowpath_flow_rtt_seconds', l)).toEqual([t.rtt / 1e6]);
       expect(s.get('flowpath_flow_cwnd_packets', l)).toEqual([t.sndCwnd]);
       expect(s.get('flowpath_flow_busy_seconds_total', l)).toEqual([t.busyTime / 1e6]);
@@ -167,8 +116,12 @@ describe('flows collector', () => {
       expect(s.get('flowpath_flow_bbr_bandwidth_bytes_per_second', l)).toEqual(r.bbr ? [r.bbr.bw] : []);
     }
     expect(s.get('flowpath_flow_max_pacing_rate_bytes_per_second')).toEqual([4_000_000]);
-    // Listeners are counted, never exported.
-    expect(s.text).not.toMatch(/flowpath_flow_info\{[^}]*state="listen"/);
+    // Both ends of the fixture's loopback connections: the accepted ends are servers.
+    expect(servers).toBeGreaterThan(0);
+    expect(servers).toBeLessThan(views.length);
+    // Listeners are counted, never exported; state and CA state are never labels.
+    expect(s.get('flowpath_flow_tcp_state').filter((x) => x === 10)).toEqual([]);
+    expect(s.text).not.toMatch(/flowpath_flow_info\{[^}]*state=/);
   });
 
   it('omits what an older kernel does not send instead of exporting 0', async () => {
@@ -216,7 +169,7 @@ describe('flows collector', () => {
   });
 
   it('keeps the previous sample per cookie in a table that grows and clears', () => {
-    const t = new CookieTable(4);
+    const t = new CookieTable(1, 4);
     const keys = Array.from({ length: 5000 }, (_, i) => (i % 7 === 0 ? 2 ** 40 + i : i + 1));
     keys.forEach((k, i) => t.set(k, i * 3));
     expect(t.size).toBe(5000);

@@ -1,4 +1,4 @@
-// tc qdisc statistics over rtnetlink (RTM_GETQDISC dump). kernel-interfaces.md §7.
+// tc qdisc statistics over rtnetlink (RTM_GETQDISC dump). docs/kernel-sources.md §6.
 //
 // Layouts (include/uapi/linux/rtnetlink.h, gen_stats.h, pkt_sched.h):
 //   struct tcmsg (20 B): u8 tcm_family, u8 pad1, u16 pad2, s32 tcm_ifindex, u32 tcm_handle,
@@ -220,7 +220,7 @@ export function decodeQdisc(buf: Buffer, start: number, end: number): QdiscRecor
   return rec;
 }
 
-// struct tc_fq_qd_stats offsets (kernel-interfaces.md §7.3). Sizes: 80 (3.12), 88 (4.2), 104 (5.8),
+// struct tc_fq_qd_stats offsets (docs/kernel-sources.md §6.3). Sizes: 80 (3.12), 88 (4.2), 104 (5.8),
 // 152 (6.7). Decoded by length: a field is read only if the struct is long enough to hold it.
 export const FQ_STATS_MIN = 80;
 export function decodeFqStats(buf: Buffer, a: AttrSpan, where: string): FqStats {
@@ -344,4 +344,15 @@ export async function dumpQdiscs(sock: NetlinkSocket): Promise<QdiscDump> {
     },
   });
   return { qdiscs, interrupted: r.interrupted };
+}
+
+/**
+ * A dump that raced with a qdisc change (NLM_F_DUMP_INTR) may miss or repeat entries: retry once, then
+ * fail rather than return a possibly inconsistent set. Used by the qdisc collector and the diagnosis.
+ */
+export async function consistentQdiscDump(dump: () => Promise<QdiscDump>): Promise<QdiscDump> {
+  let d = await dump();
+  if (d.interrupted) d = await dump();
+  if (d.interrupted) throw new Error('RTM_GETQDISC dump interrupted twice by concurrent qdisc changes (NLM_F_DUMP_INTR)');
+  return d;
 }

@@ -15,7 +15,7 @@ import type { OvsSnapshot } from '../../../src/sources/ovs/snapshot';
 import type { QdiscRecord } from '../../../src/sources/netlink/qdisc';
 import { buildNodeSnapshot, flowSampleFromRecord, flowSampleFromView, ovsEvidenceOf, pathDevicesFor } from '../../../src/diagnosis/adapters';
 import { sampledState } from '../../../src/diagnosis/classify';
-import { decodeRouteOif, routeGetRequest, RTMSG_LEN } from '../../../src/diagnosis/route';
+import { decodeRouteOif, routeGetRequest, RTMSG_LEN } from '../../../src/sources/netlink/route';
 import { counterDelta, summarizeNode } from '../../../src/diagnosis/summarize';
 
 const FIX = path.join(__dirname, '..', '..', 'fixtures');

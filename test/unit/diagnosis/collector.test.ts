@@ -6,7 +6,8 @@ import { Config } from '../../../src/core/flags';
 import { allFlags } from '../../../src/exporter';
 import { Registry } from '../../../src/collectors/registry';
 import { ALL_COLLECTORS } from '../../../src/collectors';
-import { DIAGNOSIS_METRICS, DiagnosisCollector, diagnosisCollector, samplerFromRegistry } from '../../../src/collectors/diagnosis';
+import { DIAGNOSIS_METRICS, DiagnosisCollector, FlowIdentities, diagnosisCollector, samplerFromRegistry } from '../../../src/collectors/diagnosis';
+import type { SockView } from '../../../src/sources/netlink/sockdiag';
 import { DEFAULT_SAMPLER_OPTIONS, Sampler } from '../../../src/diagnosis/sampler';
 import { REASONS } from '../../../src/diagnosis/types';
 import { nullLogger } from '../../../src/core/log';
@@ -14,7 +15,20 @@ import { promtoolAvailable, promtoolCheckMetrics } from '../../support/promtool'
 import { FakeClock, FakeFlows, FakeNode, tickN } from './fakes';
 import { SIG } from './synth';
 
-async function collectorWithFlow() {
+/** A LISTEN dump that reports listeners on these ports (only state and sport are read). */
+function listeners(...ports: number[]) {
+  const dumper = {
+    dumps: 0,
+    async dump(_plans: unknown, _ext: number, onSocket: (v: SockView) => void) {
+      dumper.dumps++;
+      for (const sport of ports) onSocket({ state: 10, sport } as unknown as SockView);
+      return { sockets: ports.length, interrupted: false, datagrams: 1 };
+    },
+  };
+  return dumper;
+}
+
+async function collectorWithFlow(listening = listeners()) {
   const clock = new FakeClock();
   const flows = new FakeFlows();
   flows.flows.set(40000, { bytes: 0, watched: true, cookie: '1', sig: SIG.bneck, rate: 25e6 });
@@ -24,7 +38,7 @@ async function collectorWithFlow() {
   await tickN(s, clock, 41);
   await s.snapshotNode();
   // start() would run the real loops: this collector is only collected.
-  const c = new DiagnosisCollector(s, 10, 20);
+  const c = new DiagnosisCollector(s, 10, 20, new FlowIdentities(listening, '/nonexistent-procfs'));
   (c as unknown as { started: boolean }).started = true;
   return c;
 }
@@ -35,12 +49,12 @@ describe('diagnosis collector', () => {
     const out = new Emitter();
     await c.collect(out);
     const text = out.render();
-    const re = /^flowpath_flow_limited_seconds_total\{local_ip="10\.0\.0\.1",local_port="40000",peer_ip="10\.0\.0\.2",peer_port="5201",reason="([a-z_]+)"\} (\S+)$/gm;
+    const re = /^flowpath_flow_limited_seconds_total\{local_ip="10\.0\.0\.1",local_port="40000",peer_ip="10\.0\.0\.2",peer_port="5201",role="client",service_port="5201",reason="([a-z_]+)"\} (\S+)$/gm;
     const got = new Map<string, number>();
     for (const m of text.matchAll(re)) got.set(m[1], Number(m[2]));
     expect([...got.keys()].sort()).toEqual([...REASONS].sort());
     expect([...got.values()].reduce((a, b) => a + b, 0)).toBeCloseTo(2.0, 6);
-    expect(text).toMatch(/^flowpath_flow_verdict_info\{local_ip="10\.0\.0\.1",local_port="40000",peer_ip="10\.0\.0\.2",peer_port="5201",hop="link",limit="queue",rule="link-bottleneck"\} 1$/m);
+    expect(text).toMatch(/^flowpath_flow_verdict_info\{local_ip="10\.0\.0\.1",local_port="40000",peer_ip="10\.0\.0\.2",peer_port="5201",role="client",service_port="5201",hop="link",limit="queue",rule="link-bottleneck"\} 1$/m);
     expect(text).toMatch(/^flowpath_diagnosis_ticks_total 41$/m);
     expect(text).toMatch(/^flowpath_diagnosis_lookups_total 41$/m);
     expect(text).toMatch(/^flowpath_diagnosis_sampled_flows 1$/m);
@@ -51,6 +65,17 @@ describe('diagnosis collector', () => {
       expect(r.output).toBe('');
       expect(r.status).toBe(0);
     }
+  });
+
+  it('labels a flow with its identity, decided once: a listener on the local port makes it a server', async () => {
+    const l = listeners(40000);
+    const c = await collectorWithFlow(l);
+    for (let i = 0; i < 3; i++) {
+      const out = new Emitter();
+      await c.collect(out);
+      expect(out.render()).toMatch(/^flowpath_flow_verdict_info\{[^}]*local_port="40000"[^}]*role="server",service_port="40000",/m);
+    }
+    expect(l.dumps).toBe(1);
   });
 
   it('is registered, and the API finds its sampler through the registry', () => {

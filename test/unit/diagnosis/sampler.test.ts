@@ -50,6 +50,29 @@ describe('which flows are sampled', () => {
     expect(s.find(key(4))).toBeDefined();
   });
 
+  it('keeps its top N among flows of about the same rate (hysteresis), and lets a clearly busier flow in', async () => {
+    const { s, flows, clock } = setup({ top: 2, maxFlows: 16 });
+    const rates = [100, 98, 96, 94, 92, 90];
+    rates.forEach((r, i) => flows.flows.set(10 + i, { bytes: 0, watched: false, cookie: '1', sig: SIG.bneck, rate: 1e6 }));
+    const step = async (perFlow: number[]) => {
+      perFlow.forEach((b, i) => (flows.flows.get(10 + i)!.bytes += b * 1e6));
+      clock.t += 1000;
+      await s.discover();
+      return s.flows().map((f) => f.key.localPort).sort();
+    };
+    await step(rates);
+    const first = await step(rates);
+    expect(first).toEqual([10, 11]);
+    // Ranks 2 and 3 swap back and forth: the sampled set does not move.
+    for (let i = 0; i < 6; i++) expect(await step(i % 2 ? rates : [100, 94, 96, 98, 92, 90])).toEqual(first);
+    // Flow 15 moves 3x the 2nd busiest: flow 11 (less than half of it) gives up its place at once;
+    // it stays sampled for the hold time, then leaves.
+    const busier = [100, 40, 96, 94, 92, 300];
+    expect(await step(busier)).toEqual([10, 11, 15]);
+    clock.t += DEFAULT_SAMPLER_OPTIONS.topHoldMs;
+    expect(await step(busier)).toEqual([10, 15]);
+  });
+
   it('a closed socket stops being sampled and is forgotten after the grace period', async () => {
     const { s, flows, clock } = setup({ top: 0, goneGraceMs: 5000 });
     flows.flows.set(7, { bytes: 0, watched: true, cookie: '9', sig: SIG.bneck, rate: 1e7 });
