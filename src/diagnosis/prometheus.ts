@@ -5,9 +5,8 @@
 // FlowSummary / NodeSnapshot inputs the live sampler builds, then runs the same summarizeNode(),
 // diagnose() and renderVerdict(). What the series cannot give back is listed in the output.
 
-import type { CliIO } from '../cli';
+import type { CliIO } from '../core/command';
 import { Config, FlagDef, UsageError, durationFlag, stringFlag } from '../core/flags';
-import { ALL_COLLECTORS } from '../collectors';
 import { verdictJson } from './api';
 import { fmtKey, renderVerdict } from './render';
 import { flowId, parseFlowId } from './sampler';
@@ -37,6 +36,8 @@ export interface RangeSeries {
 export interface PromApi {
   /** An instant query returning a range vector (a matrix of raw samples). */
   matrix(query: string, at: number): Promise<RangeSeries[]>;
+  /** HELP text of the metrics Prometheus scraped (/api/v1/metadata), by metric name. */
+  help(): Promise<Map<string, string>>;
 }
 
 export function httpPromApi(base: string, f: typeof fetch = fetch): PromApi {
@@ -54,6 +55,15 @@ export function httpPromApi(base: string, f: typeof fetch = fetch): PromApi {
       if (!r.ok || j.status !== 'success') throw new Error(`${u}: HTTP ${r.status}${j.error ? `: ${j.error}` : ''}`);
       if (j.data?.resultType !== 'matrix') throw new Error(`${u}: expected a matrix for ${query}`);
       return (j.data.result ?? []).map((s) => ({ metric: s.metric, values: s.values.map(([t, v]) => [t, Number(v)] as [number, number]) }));
+    },
+    async help() {
+      const u = new URL('api/v1/metadata', base.endsWith('/') ? base : base + '/');
+      const r = await f(u, { signal: AbortSignal.timeout(30000) }).catch((e: Error) => {
+        throw new Error(`${u}: ${e.message}`);
+      });
+      const j = (await r.json().catch(() => ({}))) as { status?: string; data?: Record<string, Array<{ help?: string }>> };
+      if (!r.ok || j.status !== 'success') throw new Error(`${u}: HTTP ${r.status}`);
+      return new Map(Object.entries(j.data ?? {}).map(([k, v]) => [k, v[0]?.help ?? '']));
     },
   };
 }
@@ -276,14 +286,16 @@ export function flowSummaryFrom(rows: RangeSeries[], ref: FlowRef, from: number,
 // ---------------------------------------------------------------------------------------------------
 // Node side
 
-/** TcpExt counter names (as the diagnosis rules use them) → flowpath_netstat_* metric, from the catalogue. */
-export function tcpExtMetricNames(): Map<string, string> {
+/**
+ * TcpExt counter names (as the diagnosis rules use them) → flowpath_netstat_tcpext_* metric. Every netstat
+ * help text ends with the kernel's spelling, "(TcpExt TCPRcvQDrop)", and Prometheus keeps the help of
+ * what it scraped: the mapping comes with the series.
+ */
+export function tcpExtMetricNames(help: ReadonlyMap<string, string>): Map<string, string> {
   const out = new Map<string, string>();
-  for (const d of ALL_COLLECTORS) {
-    for (const m of d.metrics) {
-      const x = /\(TcpExt (\w+)\)/.exec(m.help);
-      if (x && m.name.startsWith('flowpath_netstat_tcpext_')) out.set(x[1], m.name);
-    }
+  for (const [name, h] of help) {
+    const x = /\(TcpExt (\w+)\)/.exec(h);
+    if (x && name.startsWith('flowpath_netstat_tcpext_')) out.set(x[1], name);
   }
   return out;
 }
@@ -516,7 +528,12 @@ export async function runPrometheusDiagnose(config: Config, io: CliIO, opts: { f
   const receiver = refs.find((r) => sameKey(r.key, reversed(sender.key)) && !(r.instance === sender.instance && sameKey(r.key, sender.key)));
   if (!receiver) notes.push(`the receiver's end (${flowId(reversed(sender.key))}) is not in the series: its hops have no data (does Prometheus scrape flowpath on ${sender.key.peerIp}?)`);
 
-  const names = tcpExtMetricNames();
+  let names = new Map<string, string>();
+  try {
+    names = tcpExtMetricNames(await api.help());
+  } catch (e) {
+    notes.push(`no metric metadata (${(e as Error).message}): the TCP receive-drop counters are not used`);
+  }
   const side = async (ref: FlowRef): Promise<SideEvidence> => {
     const flowRows = await api.matrix(`{__name__=~"flowpath_flow_.+", ${flowLabels(sel, ref)}}[${w}]`, at);
     const nodeRows = await api.matrix(

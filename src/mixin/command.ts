@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { parse } from 'yaml';
-import type { Command } from '../cli';
+import type { Command } from '../core/command';
 import { FlagDef, UsageError, stringFlag } from '../core/flags';
 import { ConfigError, DEFAULT_CONFIG, MixinConfig, mergeConfig } from './config';
 import { renderAlerts, renderAll, renderFiles, renderRules } from './render';

@@ -3,6 +3,7 @@
 
 import { runPrometheusDiagnose, increase, parseAt, PromApi, RangeSeries, tcpExtMetricNames } from '../../../src/diagnosis/prometheus';
 import { parseArgs } from '../../../src/core/flags';
+import { ALL_COLLECTORS } from '../../../src/collectors';
 import { allFlags } from '../../../src/exporter';
 import { COMMAND_FLAGS, flowFlag } from '../../../src/diagnosis/flags';
 import { PROMETHEUS_FLAGS } from '../../../src/diagnosis/prometheus';
@@ -72,6 +73,7 @@ function db(opts: { senderSampled: boolean; receiver: boolean }): RangeSeries[] 
       series('flowpath_flow_skmem_rcvbuf_bytes', { ...B, ...rxKey }, () => 131072),
       series('flowpath_nic_info', { ...B, device: 'b-int', class: 'ovs-internal', kind: 'tun', driver: '' }, () => 1),
       series('flowpath_nic_rx_dropped_total', { ...B, device: 'b-int' }, () => 0),
+      series('flowpath_netstat_tcpext_rcvq_drop_total', { ...B }, (s) => 7 + s),
       series('flowpath_softnet_processed_packets_total', { ...B, cpu: '1' }, (s) => s * 1000),
       series('flowpath_softnet_dropped_packets_total', { ...B, cpu: '1' }, () => 0),
       series('flowpath_softirqs_total', { ...B, cpu: '1', vector: 'NET_RX' }, (s) => s * 100),
@@ -85,6 +87,9 @@ function db(opts: { senderSampled: boolean; receiver: boolean }): RangeSeries[] 
 /** Evaluates just the selectors the adapter sends: name (or name regex) + equality matchers. */
 function fakeApi(rows: RangeSeries[], queries: string[] = []): PromApi {
   return {
+    async help() {
+      return new Map(ALL_COLLECTORS.flatMap((d) => d.metrics.map((m) => [m.name, m.help] as [string, string])));
+    },
     async matrix(q, at) {
       queries.push(q);
       expect(at).toBe(T);
@@ -128,6 +133,7 @@ describe('diagnose --prometheus', () => {
     expect(j.sender.nodeSummary.sysctl['net.ipv4.tcp_wmem']).toBe('4096 16384 4194304');
     expect(j.receiver.flow.role).toBe('receiver');
     expect(j.receiver.nodeSummary.rxCpu.cpu).toBe(1);
+    expect(j.receiver.nodeSummary.tcpExt.TCPRcvQDrop).toBe(W);
     expect(j.receiver.nodeSummary.rxCpu.softirqShare).toBeCloseTo(0.2, 5);
     expect(j.notes.join('\n')).toMatch(/uplink \(NIC hop\) is unknown/);
     expect(queries.every((q) => q.includes('job="flowpath"'))).toBe(true);
@@ -157,8 +163,8 @@ describe('diagnose --prometheus', () => {
     expect(increase({ metric: {}, values: [[0, 10]] })).toBeUndefined();
   });
 
-  it('maps TcpExt names to the netstat metrics of the catalogue', () => {
-    const m = tcpExtMetricNames();
+  it('maps TcpExt names to the netstat metrics by their help text', async () => {
+    const m = tcpExtMetricNames(await fakeApi([]).help());
     expect(m.get('TCPRcvQDrop')).toBe('flowpath_netstat_tcpext_rcvq_drop_total');
     expect(m.get('TCPBacklogDrop')).toBe('flowpath_netstat_tcpext_backlog_drop_total');
   });
