@@ -204,9 +204,17 @@ describe('config overrides', () => {
     return { code, stdout, stderr };
   };
 
-  it('flowpath rules --config overrides.yaml prints rules promtool accepts', async () => {
+  const inTmpDir = async (f: (dir: string) => Promise<void>) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowpath-rules-'));
     try {
+      await f(dir);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('flowpath rules --config overrides.yaml prints rules promtool accepts', () =>
+    inTmpDir(async (dir) => {
       const cfg = path.join(dir, 'overrides.yaml');
       fs.writeFileSync(cfg, 'selector: job="fp", cluster="eu1"\ngroupLabels: [job, cluster]\nrateWindow: 2m\nthresholds:\n  pacingLimitedShare: 0.8\nexpectedLinkSpeeds:\n  - {device: "ens.*", bitsPerSecond: 25000000000}\n');
       const r = await run(['rules', '--config', cfg]);
@@ -223,14 +231,10 @@ describe('config overrides', () => {
       const alertsOnly = await run(['rules', 'alerts', `--config=${cfg}`]);
       expect(alertsOnly.stdout).toContain('alert: FlowpathExporterDown');
       expect(alertsOnly.stdout).not.toContain('record:');
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 
-  it('a bad overrides file exits 2 with the reason', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowpath-rules-'));
-    try {
+  it('a bad overrides file exits 2 with the reason', () =>
+    inTmpDir(async (dir) => {
       const cfg = path.join(dir, 'o.json');
       fs.writeFileSync(cfg, '{"thresholds": {"nope": 1}}');
       const r = await run(['rules', '--config', cfg]);
@@ -238,10 +242,7 @@ describe('config overrides', () => {
       expect(r.stderr).toMatch(/o\.json\.thresholds\.nope: unknown key/);
       expect((await run(['rules', '--config', path.join(dir, 'missing.yaml')])).code).toBe(2);
       expect((await run(['rules', 'bogus'])).code).toBe(2);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  });
+    }));
 });
 
 describe('annotation rendering matches Prometheus (Go %.4g)', () => {
