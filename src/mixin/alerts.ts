@@ -78,9 +78,9 @@ export function alertDefs(c: MixinConfig): AlertDef[] {
     {
       name: 'FlowpathFlowSpuriousRetransmits',
       scope: 'flow',
-      expr: `${n.identitySpurious} >= ${t.spuriousRetransmitShare}\nand ${id}\n${n.identityRetransmits} >= ${t.spuriousRetransmitsMinPerSecond}`,
+      expr: `${n.identitySpurious} >= ${t.spuriousRetransmitShare}\nand ${id}\n${n.identityRetransmits} >= ${t.spuriousRetransmitsMinPerSecond}\nand ${id}\n${n.identityRetransmitRatio} >= ${t.spuriousRetransmitsMinRatio}`,
       summary: 'Most retransmits of a flow are spurious (reordering or delay spikes, not loss).',
-      description: `${FLOW} retransmits at least ${t.spuriousRetransmitsMinPerSecond}/s and the peer reported {{ $value | humanizePercentage }} of the retransmitted segments as duplicates (DSACK) over the last ${w}.`,
+      description: `${FLOW} retransmits at least ${t.spuriousRetransmitsMinPerSecond}/s and ${pct(t.spuriousRetransmitsMinRatio)} of its data segments, and the peer reported {{ $value | humanizePercentage }} of the retransmitted segments as duplicates (DSACK) over the last ${w}.`,
     },
     {
       name: 'FlowpathFlowNotsentBacklog',

@@ -81,8 +81,11 @@ export interface MixinConfig {
     lossRatio: number;
     /** Share of retransmits that DSACKs showed to be spurious. */
     spuriousRetransmitShare: number;
-    /** ... with at least this many retransmits per second (else the share means nothing). */
+    /** ... with at least this many retransmits per second (else the share means nothing) ... */
     spuriousRetransmitsMinPerSecond: number;
+    /** ... and retransmitted segments at least this share of the data segments sent (a tail loss probe
+     *  now and then on a window-limited flow is spurious too, and harmless). */
+    spuriousRetransmitsMinRatio: number;
     /** notsent / send queue (averaged over the window) counted as a backlog ... */
     notsentShareOfSendQueue: number;
     /** ... when at least this many bytes wait on average. */
@@ -131,6 +134,7 @@ export const DEFAULT_CONFIG: MixinConfig = {
     lossRatio: 0.002,
     spuriousRetransmitShare: 0.5,
     spuriousRetransmitsMinPerSecond: 1,
+    spuriousRetransmitsMinRatio: 0.002,
     notsentShareOfSendQueue: 0.9,
     notsentMinBytes: 1048576,
     nicRxOverflowRatio: 0.001,

@@ -56,6 +56,7 @@ export function recordNames(c: MixinConfig) {
     identityAcked: `${id}:flowpath_flow_acked_bytes:rate${w}`,
     identityLinkUtilisation: `${id}:flowpath_flow_link_utilisation:ratio_rate${w}`,
     identityRetransmits: `${id}:flowpath_flow_retransmitted_packets:rate${w}`,
+    identityRetransmitRatio: `${id}:flowpath_flow_retransmitted_packets:ratio_rate${w}`,
     identityLoss: `${id}:flowpath_flow_lost_segments:ratio_rate${w}`,
     identitySpurious: `${id}:flowpath_flow_spurious_retransmits:ratio_rate${w}`,
     identityNotsent: `${id}:flowpath_flow_notsent_bytes:avg${w}`,
@@ -170,6 +171,11 @@ export function recordingGroups(c: MixinConfig): RuleGroup<RecordingRule>[] {
     {
       record: n.identityRetransmits,
       expr: sumRate(L.identity, 'flowpath_flow_retransmitted_packets_total'),
+    },
+    {
+      // Retransmitted segments per data segment sent, spurious ones included.
+      record: n.identityRetransmitRatio,
+      expr: ratio(sumRate(L.identity, 'flowpath_flow_retransmitted_packets_total'), sumRate(L.identity, 'flowpath_flow_data_segments_out_total')),
     },
     {
       // Segments lost for real (retransmits minus those DSACKs showed to be spurious) per data segment.

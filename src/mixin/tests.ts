@@ -191,16 +191,20 @@ export function unitTests(c: MixinConfig): Map<string, TestFile> {
   {
     const k = new Case(base);
     const rtx = t.spuriousRetransmitsMinPerSecond * 2;
-    const flows: Array<[string, number, number]> = [
-      ['10.0.0.2', rtx, at(t.spuriousRetransmitShare)],
-      ['10.0.0.3', rtx, t.spuriousRetransmitShare * 0.9],
+    const segs = (rtx / t.spuriousRetransmitsMinRatio) * (1 - 1e-9); // data segments per second: retransmits at the minimum ratio
+    const flows: Array<[string, number, number, number]> = [
+      ['10.0.0.2', rtx, at(t.spuriousRetransmitShare), segs],
+      ['10.0.0.3', rtx, t.spuriousRetransmitShare * 0.9, segs],
       // All spurious, but fewer retransmits per second than the minimum.
-      ['10.0.0.4', t.spuriousRetransmitsMinPerSecond * 0.9, 1],
+      ['10.0.0.4', t.spuriousRetransmitsMinPerSecond * 0.9, 1, segs],
+      // All spurious, enough per second, but a small share of the data segments (tail loss probes).
+      ['10.0.0.5', rtx, 1, segs / 0.9],
     ];
-    flows.forEach(([peer, r, share], i) => {
+    flows.forEach(([peer, r, share, data], i) => {
       const f = tuple(peer, 40001 + i);
       k.add('flowpath_flow_retransmitted_packets_total', f, counter(r));
       k.add('flowpath_flow_dsack_dups_total', f, counter(r * share));
+      k.add('flowpath_flow_data_segments_out_total', f, counter(data));
     });
     k.expect({ ...base, ...ident('10.0.0.2') }, t.spuriousRetransmitShare);
     cases.push(['FlowpathFlowSpuriousRetransmits', k]);
