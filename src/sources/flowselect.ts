@@ -190,9 +190,16 @@ export function parseNet(text: string): { family: 4 | 6; prefixLen: number; addr
 
 type Tok = { t: 'word' | 'op' | 'lp' | 'rp' | 'eof'; v: string; pos: number };
 
+/** Most conditions and most nesting (parentheses, not) a selector may have: a kernel filter holds a few
+ * thousand conditions at most (jumps are u16), and every stage of the compiler recurses over the tree. */
+export const MAX_CONDITIONS = 1000;
+export const MAX_NESTING = 100;
+
 class Parser {
   private pos = 0;
   private peeked: Tok | null = null;
+  private conditions = 0;
+  private nesting = 0;
   constructor(private readonly src: string) {}
 
   fail(pos: number, msg: string): never {
@@ -281,17 +288,21 @@ class Parser {
 
   private unary(): Sel {
     const t = this.peek();
-    if ((t.t === 'word' && t.v === 'not') || (t.t === 'op' && t.v === '!')) {
+    const nots = (t.t === 'word' && t.v === 'not') || (t.t === 'op' && t.v === '!');
+    if (nots || t.t === 'lp') {
+      if (++this.nesting > MAX_NESTING) this.fail(t.pos, `nested more than ${MAX_NESTING} levels deep`);
       this.next();
-      return { k: 'not', a: this.unary() };
-    }
-    if (t.t === 'lp') {
-      this.next();
-      const e = this.expr();
-      const r = this.next();
-      if (r.t !== 'rp') this.fail(r.pos, `expected ")" to close the "(" at column ${t.pos + 1}`);
+      let e: Sel;
+      if (nots) e = { k: 'not', a: this.unary() };
+      else {
+        e = this.expr();
+        const r = this.next();
+        if (r.t !== 'rp') this.fail(r.pos, `expected ")" to close the "(" at column ${t.pos + 1}`);
+      }
+      this.nesting--;
       return e;
     }
+    if (++this.conditions > MAX_CONDITIONS) this.fail(t.pos, `more than ${MAX_CONDITIONS} conditions`);
     return this.cond();
   }
 
@@ -545,7 +556,14 @@ export function compileSelector(source: string, ast: Sel = parseSelector(source)
     if (residues.size > 1) exact = false;
     let union: Sel = FALSE;
     for (const r of residues.values()) union = union.k === 'false' ? r : { k: 'or', a: union, b: r };
-    plans.push({ family, states, bytecode: assemble(toBc(simplify(union))) });
+    let bytecode: Buffer | null;
+    try {
+      bytecode = assemble(toBc(simplify(union)));
+    } catch (e) {
+      // e.g. a program longer than the u16 jumps reach: the selector is too big for a kernel filter.
+      throw new SelectorError(source, 0, `cannot be compiled into a kernel filter (${(e as Error).message})`);
+    }
+    plans.push({ family, states, bytecode });
   }
   return { source, ast, plans, exact, matches: predicate(ast) };
 }

@@ -142,3 +142,17 @@ function findEnd(s: string): number {
   }
   return -1;
 }
+
+const ovsFixture = (name: string) => fs.readFileSync(path.join(__dirname, '../fixtures/ovs', name), 'utf8');
+
+/** The replies of an OVS 3.1 userspace (netdev) datapath, from the captured fixtures. */
+export const OVS31: Record<string, Answer> = {
+  version: 'ovs-vswitchd (Open vSwitch) 3.1.0\n',
+  'dpctl/show': (p) => (p[0] === '-s' ? ovsFixture('dpctl-show-s.netdev-3.1.txt') : { error: 'want -s\n' }),
+  'dpif/show': ovsFixture('dpif-show.netdev-3.1.txt'),
+  'upcall/show': ovsFixture('upcall-show.netdev-3.1.txt'),
+  'dpif-netdev/pmd-stats-show': ovsFixture('pmd-stats-show.main-thread-3.1.txt'),
+  'coverage/show': ovsFixture('coverage-show-3.1.txt'),
+  // This build defines the upcall/xlate counters but none of the datapath_drop_* ones.
+  'coverage/read-counter': (p) => (/^(datapath_drop_|drop_action_)/.test(p[0]) ? { error: 'No such counter\n' } : '0\n'),
+};

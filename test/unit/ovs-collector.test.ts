@@ -10,22 +10,12 @@ import { emitOvsSnapshot, ovsCollector } from '../../src/collectors/ovs';
 import { ovsTestHooks, sharedOvsReader } from '../../src/sources/ovs/shared';
 import { OvsReader } from '../../src/sources/ovs/snapshot';
 import { latestOvsInternalPorts, ovsInternalPort, resetInternalPorts } from '../../src/sources/ovs/internal-ports';
-import { FakeVswitchd, type Answer } from '../support/fake-vswitchd';
+import { FakeVswitchd, OVS31, type Answer } from '../support/fake-vswitchd';
 import { FakeGenl, loadHex } from '../support/ovs-genl';
 import { promtoolCheckMetrics } from '../support/promtool';
 
 const fx = (name: string) => fs.readFileSync(path.join(__dirname, '../fixtures/ovs', name), 'utf8');
 
-const OVS31: Record<string, Answer> = {
-  version: 'ovs-vswitchd (Open vSwitch) 3.1.0\n',
-  'dpctl/show': (p) => (p[0] === '-s' ? fx('dpctl-show-s.netdev-3.1.txt') : { error: 'want -s\n' }),
-  'dpif/show': fx('dpif-show.netdev-3.1.txt'),
-  'upcall/show': fx('upcall-show.netdev-3.1.txt'),
-  'dpif-netdev/pmd-stats-show': fx('pmd-stats-show.main-thread-3.1.txt'),
-  'coverage/show': fx('coverage-show-3.1.txt'),
-  // This build defines the upcall/xlate counters but none of the datapath_drop_* ones.
-  'coverage/read-counter': (p) => (/^(datapath_drop_|drop_action_)/.test(p[0]) ? { error: 'No such counter\n' } : '0\n'),
-};
 
 const tmp: string[] = [];
 const fakes: FakeVswitchd[] = [];

@@ -53,7 +53,8 @@ export function problemsIn(
     const refs: Array<{ at: number; doc?: string }> = [];
     for (const m of lineText.matchAll(/[A-Za-z0-9_./-]*[A-Za-z0-9_-]\.md\b/g)) {
       const ref = m[0];
-      if (/^https?:|:\/\//.test(lineText.slice(Math.max(0, (m.index ?? 0) - 200), m.index).split(/\s/).pop() ?? '')) continue; // part of a URL
+      const lead = lineText.slice(Math.max(0, (m.index ?? 0) - 200), m.index).split(/\s/).pop() ?? '';
+      if (/^https?:|:\/\/|https?:$/.test(lead)) continue; // part of a URL
       const doc = resolve(ref);
       if (!doc) out.push({ file, line, what: `refers to ${ref}, which is not in the repository` });
       refs.push({ at: m.index ?? 0, doc });
@@ -63,6 +64,8 @@ export function problemsIn(
       if (byBase(`${m[1]}.md`).length === 0) out.push({ file, line, what: `refers to "${m[1]}", a note that is not in the repository` });
     }
     for (const m of lineText.matchAll(/§\s?(\d+(?:\.\d+)*)/g)) {
+      // A section of a public standard ("RFC 9110 §12.4.2") names its document too.
+      if (/\bRFC\s?\d+\s*$/.test(lineText.slice(0, m.index))) continue;
       const before = refs.filter((r) => r.at < (m.index ?? 0));
       const doc = before.length > 0 ? before[before.length - 1].doc : undefined;
       if (before.length === 0) out.push({ file, line, what: `"${m[0]}" does not name its document on the same line` });
@@ -114,6 +117,9 @@ describe('the repository is self-contained', () => {
       'refers to ../shared/docs/notes.md, which is not in the repository',
     ]);
     expect(check('src/x.ts', '// docs/a.md §2.1')).toEqual(['docs/a.md has no section 2.1']);
+    // URLs and public standards are not files of this repository.
+    expect(check('README.md', '[toolkit](https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md)')).toEqual([]);
+    expect(check('src/x.ts', '// q-values (RFC 9110 §12.4.2)')).toEqual([]);
     expect(check('src/x.ts', '// the rule of §4.1')).toEqual(['"§4.1" does not name its document on the same line']);
     expect(check('lab/README.md', 'style.md, seed-case.md, prior-art.md, lab-recipe.md')).toHaveLength(4);
     expect(check('lab/flow', '# Conditions (lab-recipe section 3)')).toEqual(['refers to "lab-recipe", a note that is not in the repository']);

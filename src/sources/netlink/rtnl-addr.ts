@@ -72,17 +72,21 @@ export interface AddressTable {
 /** Dump links and addresses of the current network namespace. */
 export async function fetchAddressTable(sock: NetlinkSocket): Promise<AddressTable> {
   const links = await dumpLinks(sock);
-  const addrs: AddrEntry[] = [];
-  await sock.request(Buffer.alloc(8), RTM_GETADDR, 0, {
-    dump: true,
-    context: 'rtnetlink address dump',
-    onMessage: (m) => {
-      if (m.type !== RTM_NEWADDR) return;
-      const a = parseAddrMessage(m.buf, m.start, m.end);
-      if (a) addrs.push(a);
-    },
-  });
-  return { links, addrs };
+  // As for links: an address dump that raced with a change (NLM_F_DUMP_INTR) is taken again.
+  for (let attempt = 1; ; attempt++) {
+    const addrs: AddrEntry[] = [];
+    const r = await sock.request(Buffer.alloc(8), RTM_GETADDR, 0, {
+      dump: true,
+      context: 'rtnetlink address dump',
+      onMessage: (m) => {
+        if (m.type !== RTM_NEWADDR) return;
+        const a = parseAddrMessage(m.buf, m.start, m.end);
+        if (a) addrs.push(a);
+      },
+    });
+    if (!r.interrupted) return { links, addrs };
+    if (attempt === 2) throw new Error('rtnetlink address dump interrupted twice by concurrent address changes (NLM_F_DUMP_INTR)');
+  }
 }
 
 export interface AddressDevicesOptions {

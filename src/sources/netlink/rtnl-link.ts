@@ -154,19 +154,24 @@ export function parseLinkMessage(buf: Buffer, start: number, end: number): LinkR
 
 /** Dump every link of this network namespace; `stats: false` asks the kernel to leave statistics out. */
 export async function dumpLinks(sock: NetlinkSocket, opts: { stats?: boolean } = {}): Promise<LinkRecord[]> {
-  const links: LinkRecord[] = [];
   const ifi = Buffer.alloc(16); // struct ifinfomsg, AF_UNSPEC
   const req = opts.stats ? ifi : Buffer.concat([ifi, attrU32Of(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)]);
-  await sock.request(req, RTM_GETLINK, 0, {
-    dump: true,
-    context: 'rtnetlink link dump',
-    onMessage: (m) => {
-      if (m.type !== RTM_NEWLINK) return;
-      const l = parseLinkMessage(m.buf, m.start, m.end);
-      if (l) links.push(l);
-    },
-  });
-  return links;
+  // A dump that raced with a device change (NLM_F_DUMP_INTR) may miss or repeat a device: dump again,
+  // and fail rather than hand out a device list that may be wrong if that races too.
+  for (let attempt = 1; ; attempt++) {
+    const links: LinkRecord[] = [];
+    const r = await sock.request(req, RTM_GETLINK, 0, {
+      dump: true,
+      context: 'rtnetlink link dump',
+      onMessage: (m) => {
+        if (m.type !== RTM_NEWLINK) return;
+        const l = parseLinkMessage(m.buf, m.start, m.end);
+        if (l) links.push(l);
+      },
+    });
+    if (!r.interrupted) return links;
+    if (attempt === 2) throw new Error('rtnetlink link dump interrupted twice by concurrent device changes (NLM_F_DUMP_INTR)');
+  }
 }
 
 /** Where link records come from; tests inject a fake built from a fixture tree. */

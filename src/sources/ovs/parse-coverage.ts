@@ -10,6 +10,8 @@
 // says so); for a counter this build does not have, absence means nothing. `coverage/read-counter NAME`
 // tells the two apart: it answers the total (e.g. "0\n") or the error "No such counter".
 
+import { OvsParseError } from './parse-dpctl';
+
 export interface CoverageShow {
   /** Counter name -> total since ovs-vswitchd started. Only counters that fired. */
   totals: Map<string, number>;
@@ -42,7 +44,7 @@ export function parseCoverageShow(text: string): CoverageShow {
 /** The reply of coverage/read-counter: one unsigned integer. */
 export function parseReadCounter(text: string, name: string): number {
   const m = /^\s*(\d+)\s*$/.exec(text);
-  if (!m) throw new Error(`coverage/read-counter ${name}: not a number: ${JSON.stringify(text.slice(0, 60))}`);
+  if (!m) throw new OvsParseError(`coverage/read-counter ${name}`, 1, 'not a number', text);
   return Number(m[1]);
 }
 

@@ -5,6 +5,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ProcParseError, readProcText, readProcTextOptional } from './read';
 
+const MAX_CPUS = 65536;
+
 /** Parse a kernel CPU list ("0-3,8,10-11", as in /sys/devices/system/cpu/online). */
 export function parseCpuList(text: string, file = 'cpu list'): number[] {
   const s = text.trim();
@@ -15,7 +17,10 @@ export function parseCpuList(text: string, file = 'cpu list'): number[] {
     if (!m) throw new ProcParseError(file, 1, `bad CPU list element "${part}"`);
     const a = Number(m[1]);
     const b = m[2] === undefined ? a : Number(m[2]);
-    if (b < a) throw new ProcParseError(file, 1, `bad CPU range "${part}"`);
+    // More CPUs or a higher CPU number than any kernel has (NR_CPUS is at most 8192) is not a CPU list:
+    // without these bounds "0-4294967295" would build an array of 4 billion numbers, and a number past
+    // 2^53 (where c + 1 === c) would never end the loop; both end the process.
+    if (b < a || b >= MAX_CPUS || out.length + (b - a) >= MAX_CPUS) throw new ProcParseError(file, 1, `bad CPU range "${part}"`);
     for (let c = a; c <= b; c++) out.push(c);
   }
   return out;

@@ -86,7 +86,9 @@ export function parseCpuList(text: string, file: string): number[] {
     if (!m) throw new SysfsFormatError(file, `not a CPU list: ${JSON.stringify(t.slice(0, 60))}`);
     const a = Number(m[1]);
     const b = m[2] === undefined ? a : Number(m[2]);
-    if (b < a || b - a > 65536) throw new SysfsFormatError(file, `bad CPU range ${part}`);
+    // Bounded in total, not per range ("0-65535,0-65535,..." in one page would be millions of CPUs), and
+    // in value (past 2^53, c + 1 === c and the loop would never end).
+    if (b < a || b >= 65536 || out.length + (b - a) >= 65536) throw new SysfsFormatError(file, `bad CPU range ${part}`);
     for (let c = a; c <= b; c++) out.push(c);
   }
   return out;
