@@ -16,6 +16,7 @@ import { samplerFromRegistry } from './collectors/diagnosis';
 import { mountDiagnosisApi } from './diagnosis/api';
 import { diagnoseCommand } from './diagnosis/command';
 import { windowFlag } from './diagnosis/flags';
+import { rulesCommand } from './mixin/command';
 import { VERSION } from './version';
 
 export type { Command, CliIO } from './core/command';
@@ -35,6 +36,7 @@ const catalogueCommand: Command = {
 export const COMMANDS: Record<string, Command> = {
   diagnose: diagnoseCommand,
   catalogue: catalogueCommand,
+  rules: rulesCommand,
 };
 
 function usage(): string {

@@ -19,6 +19,7 @@ import type { FlowKey, SideEvidence } from './types';
 import { diagnose } from './verdict';
 import { reverseKey } from './verdict';
 import { verdictJson } from './api';
+import { PROMETHEUS_FLAGS, prometheusFlag, runPrometheusDiagnose } from './prometheus';
 
 function maybe<T>(config: Config, f: FlagDef<T>, def: T): T {
   try {
@@ -71,6 +72,9 @@ async function fetchPeer(f: typeof fetch, base: string, key: FlowKey, params: Re
 }
 
 export async function runDiagnose(config: Config, io: CliIO, deps: DiagnoseDeps = {}): Promise<number> {
+  if (config.get(prometheusFlag).trim()) {
+    return runPrometheusDiagnose(config, io, { flow: config.get(flowFlag).trim(), json: config.get(jsonFlag), all: config.get(allFindingsFlag) });
+  }
   const flowArg = config.get(flowFlag).trim();
   const duration = config.get(durationFlagDef);
   const peer = config.get(peerFlag).trim();
@@ -205,8 +209,8 @@ export async function runDiagnose(config: Config, io: CliIO, deps: DiagnoseDeps 
 
 export const diagnoseCommand: Command = {
   summary: 'Sample one TCP flow for a while and say which hop limits it (stand-alone; --peer joins the other node).',
-  usage: 'flowpath diagnose [--flow SELECTOR|ID] [--duration 10s] [--peer URL] [--json] [--all]',
-  flags: COMMAND_FLAGS,
+  usage: 'flowpath diagnose [--flow SELECTOR|ID] [--duration 10s] [--peer URL] [--json] [--all]\n       flowpath diagnose --prometheus URL [--at TIME] [--window 5m] [--flow SELECTOR|ID] [--json] [--all]',
+  flags: [...COMMAND_FLAGS, ...PROMETHEUS_FLAGS],
   run(args, io) {
     return runDiagnose(args.config, io);
   },
