@@ -178,7 +178,7 @@ async function scrapeUntil(d: Driver, pred: (s: Scrape) => boolean, what: string
     ipns('addr', 'add', '198.51.100.2/24', 'dev', 'v1');
     ipns('link', 'set', 'v0', 'up');
     ipns('link', 'set', 'v1', 'up');
-    ipns('link', 'add', 'd0', 'type', 'dummy'); // ethtool answers EOPNOTSUPP for most of what nic asks
+    ipns('link', 'add', 'd0', 'type', 'ifb'); // no pause, rings or coalescing: ethtool answers EOPNOTSUPP
     ipns('link', 'set', 'd0', 'up');
     makeShadow();
     fake = new FakeVswitchd({ answers: OVS31 });
