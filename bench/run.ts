@@ -5,6 +5,7 @@ import { BenchSection, Log, writeResults } from './lib';
 import { benchFlows } from './flows';
 import { benchNode } from './node';
 import { runDiagnosisBench } from './diagnosis';
+import { benchRuntime } from './runtime';
 
 const SECTIONS: BenchSection[] = [
   {
@@ -16,6 +17,11 @@ const SECTIONS: BenchSection[] = [
     name: 'node',
     description: 'node-level collectors vs prometheus-node-exporter, CPU per scrape',
     run: async (log) => ({ result: await benchNode({ log }) }),
+  },
+  {
+    name: 'runtime',
+    description: "what prom-client's default metrics (process_*/nodejs_*) add to a scrape, text and OpenMetrics (budget 1 ms)",
+    run: (log) => benchRuntime(log),
   },
   {
     name: 'diagnosis',

@@ -174,7 +174,7 @@ lab_ns_for_node() { # a|b|NSNAME -> namespace name
 #       The sender's tap (a-int) orphans the skb, so a queue there is a *network* queue for TCP.
 # veth: a tbf on the sender's own eth0 would be a *local* qdisc: the skb still belongs to the sending
 #       socket, TCP small queues (TSQ) throttle the sender and the flow never looks cwnd-limited
-#       (lab-recipe 3.2; measured here: unacked 62-101 < cwnd 124-152, 0 retransmits). The same happens
+#       (measured here: unacked 62-101 < cwnd 124-152, 0 retransmits). The same happens
 #       with an ifb at B's ingress, because veth hands the skb over with the socket still attached.
 #       What works: GRO on B's eth0 puts veth into NAPI mode, where the skb is orphaned on receive
 #       (skb_prepare_for_gro); that path is taken only for non-TSO skbs, so TSO is turned off on A's

@@ -2,12 +2,15 @@
 // flowpath command line: `flowpath [flags]` serves the exporter; subcommands do one-off work.
 // A wrong flag or value exits with status 2 and a one-line reason on stderr.
 
+import * as http from 'http';
 import { Config, FlagDef, ParsedArgs, UsageError, formatFlagHelp, parseArgs } from './core/flags';
 import type { Command, CliIO } from './core/command';
 import { createLogger, logLevelFlag } from './core/log';
 import { catalogueJson, renderCatalogue, sectionsFor } from './core/catalogue';
 import { ALL_COLLECTORS } from './collectors';
-import { EXPORTER_METRICS, Exporter, allFlags, listenFlag } from './exporter';
+import { Exporter, allFlags, exporterFamilies, listenFlag, webConfigFlag } from './exporter';
+import { installRejectionHandler } from './core/last-resort';
+import { WebConfig, WebConfigError, WebConfigHolder, basicAuthGuard, createHttpsServer, loadWebConfig } from './web-config';
 import { createApp, parseListenAddress } from './server';
 import { samplerFromRegistry } from './collectors/diagnosis';
 import { mountDiagnosisApi } from './diagnosis/api';
@@ -22,7 +25,7 @@ const catalogueCommand: Command = {
   usage: 'flowpath catalogue [--json]',
   flags: [],
   async run(args, io) {
-    const sections = sectionsFor(ALL_COLLECTORS, EXPORTER_METRICS);
+    const sections = sectionsFor(ALL_COLLECTORS, exporterFamilies());
     if (args.positional.includes('json')) io.stdout(JSON.stringify(catalogueJson(sections), null, 2) + '\n');
     else io.stdout(renderCatalogue(sections));
     return 0;
@@ -59,21 +62,34 @@ ${formatFlagHelp(allFlags())}
 `;
 }
 
-async function serve(config: Config, io: CliIO): Promise<number> {
+async function serve(config: Config, web: WebConfig | undefined, io: CliIO): Promise<number> {
   const log = createLogger(config.get(logLevelFlag));
+  installRejectionHandler(log);
   const { host, port } = parseListenAddress(config.get(listenFlag));
   const exporter = new Exporter(config, log);
   exporter.start();
+  const holder = web ? new WebConfigHolder(web) : undefined;
   const app = createApp(exporter, {
     routes: (a) =>
       mountDiagnosisApi(a, { sampler: () => samplerFromRegistry(exporter.registry), defaultWindowSeconds: config.get(windowFlag) }),
+    guard: holder && holder.current.users.size > 0 ? basicAuthGuard(holder) : undefined,
+    headers: web?.headers,
   });
-  const server = host === undefined ? app.listen(port) : app.listen(port, host);
+  const server = holder?.current.tls ? createHttpsServer(holder, app, log) : http.createServer(app);
+  if (host === undefined) server.listen(port);
+  else server.listen(port, host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', () => resolve());
     server.once('error', reject);
   });
-  log.info('listening', { address: config.get(listenFlag), collectors: exporter.registry.enabledNames().join(',') });
+  log.info('listening', {
+    address: config.get(listenFlag),
+    tls: holder?.current.tls ? 'on' : 'off',
+    basic_auth: holder && holder.current.users.size > 0 ? 'on' : 'off',
+    collectors: exporter.registry.enabledNames().join(','),
+  });
+  // The first collection starts now, so /readyz turns ready without waiting for a scrape.
+  void exporter.registry.scrape().catch((e: unknown) => log.warn('first collection failed', { err: (e as Error).message }));
   const stop = (sig: string) => {
     log.info('shutting down', { signal: sig });
     server.close();
@@ -144,7 +160,18 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     io.stderr(`flowpath: --web.listen-address: ${(e as Error).message}\n`);
     return 2;
   }
-  return serve(args.config, io);
+  let web: WebConfig | undefined;
+  const webFile = args.config.get(webConfigFlag);
+  if (webFile !== '') {
+    try {
+      web = loadWebConfig(webFile);
+    } catch (e) {
+      if (!(e instanceof WebConfigError)) throw e;
+      io.stderr(`flowpath: --web.config.file: ${e.message}\n`);
+      return 2;
+    }
+  }
+  return serve(args.config, web, io);
 }
 
 if (require.main === module) {

@@ -1,25 +1,33 @@
 // Assembles the exporter: global flags, the collector registry, and the /metrics body (collector
-// families + the exporter's own process metrics, src/self-metrics.ts).
+// families rendered by the Emitter + the exporter's own process_*/nodejs_* families from prom-client,
+// src/runtime-metrics.ts), in the text format or OpenMetrics.
 
 import { Config, FlagDef, durationFlag, intFlag, stringFlag } from './core/flags';
-import { Emitter, MetricDesc, gauge } from './core/metrics';
+import { Emitter, ExpositionFormat, MetricDesc, gauge } from './core/metrics';
 import { Logger, logLevelFlag } from './core/log';
 import { procfsFlag, sysfsFlag } from './core/paths';
 import { ALL_COLLECTORS } from './collectors';
 import { CollectorDef, REGISTRY_METRICS, Registry, collectorFlag } from './collectors/registry';
-import { SELF_METRICS, SelfMetrics } from './self-metrics';
+import { RuntimeFamily, runtimeFamilies, runtimeMetricsText } from './runtime-metrics';
 import { VERSION } from './version';
 
 export const listenFlag = stringFlag('web.listen-address', ':9632', 'Address on which to expose metrics and the web interface.', '<addr>');
 export const telemetryPathFlag = stringFlag('web.telemetry-path', '/metrics', 'Path under which to expose metrics.', '<path>');
 export const maxRequestsFlag = intFlag('web.max-requests', 40, 'Maximum number of parallel scrape requests. 0 disables the limit.', 0);
 export const scrapeTimeoutFlag = durationFlag('scrape.timeout', 10, 'Deadline for one scrape; collectors still running then are reported as failed.', 0.01);
+export const webConfigFlag = stringFlag(
+  'web.config.file',
+  '',
+  'Path to a web configuration file (exporter-toolkit format) enabling TLS and/or basic authentication; see README "TLS and authentication".',
+  '<file>',
+);
 
 export const GLOBAL_FLAGS: readonly FlagDef<unknown>[] = [
   listenFlag,
   telemetryPathFlag,
   maxRequestsFlag,
   scrapeTimeoutFlag,
+  webConfigFlag,
   procfsFlag,
   sysfsFlag,
   logLevelFlag,
@@ -40,11 +48,21 @@ export function allFlags(defs: readonly CollectorDef[] = ALL_COLLECTORS): FlagDe
 }
 
 export const buildInfo = gauge('flowpath_build_info', 'flowpath version and the Node.js runtime it runs on; value 1.', ['version', 'nodejs_version']);
-export const EXPORTER_METRICS: readonly MetricDesc[] = [buildInfo, ...REGISTRY_METRICS, ...SELF_METRICS];
+export const EXPORTER_METRICS: readonly MetricDesc[] = [buildInfo, ...REGISTRY_METRICS];
+
+/** The exporter section of the catalogue: its own families, then prom-client's runtime ones. */
+export function exporterFamilies(): Array<MetricDesc | RuntimeFamily> {
+  return [...EXPORTER_METRICS, ...runtimeFamilies()];
+}
+
+export interface MetricsOptions {
+  format?: ExpositionFormat;
+  /** Deadline of this scrape in seconds (at most --scrape.timeout). */
+  timeoutSeconds?: number;
+}
 
 export class Exporter {
   readonly registry: Registry;
-  private readonly self = new SelfMetrics();
 
   constructor(
     readonly config: Config,
@@ -59,15 +77,20 @@ export class Exporter {
   }
 
   close(): Promise<void> {
-    this.self.close();
     return this.registry.close();
   }
 
-  /** One scrape: every collector plus the exporter's own families, in text exposition format. */
-  async metricsText(): Promise<string> {
-    const out: Emitter = await this.registry.scrape();
+  /**
+   * One scrape: every collector plus the exporter's own families, in the text format (default) or
+   * OpenMetrics (ending with "# EOF").
+   */
+  async metricsText(opts: MetricsOptions = {}): Promise<string> {
+    const format = opts.format ?? 'text';
+    const [out, runtime]: [Emitter, string] = await Promise.all([
+      this.registry.scrape({ timeoutSeconds: opts.timeoutSeconds }),
+      runtimeMetricsText(format),
+    ]);
     out.add(buildInfo, [VERSION, process.versions.node], 1);
-    this.self.emit(out);
-    return out.render();
+    return out.render(format) + runtime;
   }
 }

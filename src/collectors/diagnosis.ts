@@ -47,7 +47,7 @@ export const discoveriesTotal = counter('flowpath_diagnosis_discoveries_total', 
 export const discoverySeconds = counter('flowpath_diagnosis_discovery_seconds_total', 'Wall time spent in discovery dumps.', [], 'seconds');
 export const nodeSnapshotsTotal = counter('flowpath_diagnosis_node_snapshots_total', 'Node evidence snapshots taken by the sampler.');
 export const nodeSnapshotSeconds = counter('flowpath_diagnosis_node_snapshot_seconds_total', 'Wall time spent reading node evidence.', [], 'seconds');
-export const errorsTotal = counter('flowpath_diagnosis_errors_total', 'Sampler failures by stage (lookup, discover, node, path).', ['stage']);
+export const errorsTotal = counter('flowpath_diagnosis_errors_total', 'Sampler failures by stage (lookup, discover, node, path, tick: a sampling round that failed outside its lookup).', ['stage']);
 
 export const DIAGNOSIS_METRICS = [
   flowLimitedSeconds,

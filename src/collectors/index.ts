@@ -1,4 +1,4 @@
-// Every collector flowpath knows, in --help and catalogue order: along the packet path of the seed case
+// Every collector flowpath knows, in --help and catalogue order: along the packet path of docs/kernel-sources.md §0
 // (socket/TCP, NIC, IRQ, qdisc, softirq, TCP stack counters, sysctls, OVS), then node identity.
 // One import and one array entry each.
 

@@ -1,4 +1,4 @@
-// irq: where the packets of a NIC are processed (seed case, receive step 1: "hard IRQ on CPU X (queue
+// irq: where the packets of a NIC are processed (docs/kernel-sources.md §0, receive step 1: "hard IRQ on CPU X (queue
 // affinity). No RPS: the flow is always processed on the same CPU"). For each selected NIC: its
 // interrupts, the queue each one serves, the CPUs it is delivered to, interrupt counts, and the RPS / XPS
 // steering of each queue.

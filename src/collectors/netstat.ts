@@ -1,4 +1,4 @@
-// netstat: the node-wide TCP/IP MIB counters that explain lost throughput (kernel-interfaces.md §8.8),
+// netstat: the node-wide TCP/IP MIB counters that explain lost throughput (docs/kernel-sources.md §8.7),
 // from /proc/net/netstat (TcpExt, IpExt) and /proc/net/snmp (Tcp, Ip), zipped by name because the set
 // and order of fields change between kernels. A field this kernel does not print is not exported.
 //

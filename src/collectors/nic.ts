@@ -1,4 +1,4 @@
-// nic: the NIC side of "why can't this single TCP flow reach line rate?" (seed case, send step 6 and
+// nic: the NIC side of "why can't this single TCP flow reach line rate?" (docs/kernel-sources.md §0, send step 6 and
 // receive step 1): link speed and state, every netdev counter, ring sizes, channels, interrupt
 // coalescing, offloads (TSO/GSO/GRO/LRO/...) and GSO/TSO size caps, pause frames (peer backpressure), the standard IEEE/RMON stats, per-queue
 // statistics and the driver's own drop/stall counters.

@@ -1,6 +1,6 @@
 // qdisc: every qdisc of the selected devices, children included (fq under mq, leaves under htb), from an
-// rtnetlink RTM_GETQDISC dump. node_exporter reports root qdiscs only and no fq xstats
-// (prior-art.md §0.4); fq `throttled` is the one signal that pacing is engaged.
+// rtnetlink RTM_GETQDISC dump (docs/kernel-sources.md §6). node_exporter reports root qdiscs only and no
+// fq xstats; fq `throttled` is the one signal that pacing is engaged.
 //
 // Every family carries device, kind, handle and parent ("root" or "maj:min" as tc prints it; ingress
 // and clsact hang off "ffff:fff1"), so a root mq (whose counters are the sum of its children) and its

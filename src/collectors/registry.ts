@@ -2,8 +2,12 @@
 //
 // Each collector runs concurrently under a per-scrape deadline. A collector that throws or misses the
 // deadline is reported as flowpath_scrape_collector_success{collector}=0 and its partial output is
-// discarded; the scrape itself still succeeds. A collector whose previous collect() is still running
-// (hung source) is not started again: it fails fast until the old call returns.
+// discarded; the scrape itself still succeeds.
+//
+// Concurrent scrapes (an HA Prometheus pair, a curl) share the collection in flight: a scrape that
+// arrives while one runs joins it and gets the same data, so no collector is ever called twice at once.
+// A collect() still running when its round ends (hung source) is joined by the next round too, not
+// started again; a collector is reported failed only when it misses the deadline of the scrape.
 
 import { Config, FlagDef, boolFlag } from '../core/flags';
 import { Emitter, MetricDesc, gauge } from '../core/metrics';
@@ -75,17 +79,47 @@ export interface CollectorStatus {
   lastScrape?: number;
 }
 
+interface Call {
+  /** Settles when collect() returns; never rejects (the error is kept in `error`). */
+  done: Promise<void>;
+  emitter: Emitter;
+  error: unknown;
+  t0: bigint;
+}
+
 interface Entry {
   def: CollectorDef;
   collector: Collector;
-  inFlight: Promise<void> | null;
+  /** The collect() call still running, shared by every scrape that arrives while it runs. */
+  call: Call | null;
   status: CollectorStatus;
+}
+
+interface Outcome {
+  name: string;
+  /** The collector's output, or null when it failed or missed the deadline. */
+  emitter: Emitter | null;
+  seconds: number;
+  error: unknown;
+}
+
+/** One collection of every enabled collector, shared by the scrapes that arrive while it runs. */
+interface Round {
+  outcomes: Promise<Outcome>[];
+  deadlineSeconds: number;
+}
+
+export interface ScrapeOptions {
+  /** This scrape's deadline in seconds; the registry's timeout when not given or larger. */
+  timeoutSeconds?: number;
 }
 
 export class Registry {
   private readonly entries: Entry[];
   private readonly disabled: CollectorDef[];
   private readonly states: StateLogger;
+  private round: Round | null = null;
+  private rounds = 0;
 
   constructor(
     defs: readonly CollectorDef[],
@@ -98,7 +132,7 @@ export class Registry {
     this.entries = enabled.map((def) => ({
       def,
       collector: def.create({ config: ctx.config, log: ctx.log.child({ collector: def.name }) }),
-      inFlight: null,
+      call: null,
       status: { name: def.name, enabled: true },
     }));
   }
@@ -126,53 +160,62 @@ export class Registry {
     ];
   }
 
-  /** Run every enabled collector once; returns the merged families including the per-collector status. */
-  async scrape(): Promise<Emitter> {
+  /** Collections completed so far (readiness: at least one). */
+  get completedRounds(): number {
+    return this.rounds;
+  }
+
+  /**
+   * One scrape: every enabled collector's families plus the per-collector status. A scrape that arrives
+   * while a collection is in flight joins it (same data, no second collect() of any collector); it
+   * waits at most its own deadline, and a collector not done by then is reported failed in its answer.
+   */
+  async scrape(opts: ScrapeOptions = {}): Promise<Emitter> {
+    const own = Math.min(opts.timeoutSeconds ?? this.timeoutSeconds, this.timeoutSeconds);
+    const round = this.round ?? this.startRound(own);
+    const outcomes =
+      own < round.deadlineSeconds
+        ? await withDeadline(round.outcomes, this.entries.map((e) => e.def.name), own)
+        : await Promise.all(round.outcomes);
     const out = new Emitter();
-    const now = Date.now();
-    const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(), this.timeoutSeconds * 1000);
-    try {
-      const results = await Promise.all(this.entries.map((e) => this.runOne(e, ac.signal, now)));
-      for (const r of results) {
-        if (r.emitter) out.absorb(r.emitter);
-      }
-      for (const r of results) {
-        out.add(scrapeSuccess, [r.name], r.emitter ? 1 : 0);
-        out.add(scrapeDuration, [r.name], r.seconds);
-      }
-    } finally {
-      clearTimeout(timer);
+    for (const r of outcomes) if (r.emitter) out.absorb(r.emitter);
+    for (const r of outcomes) {
+      out.add(scrapeSuccess, [r.name], r.emitter ? 1 : 0);
+      out.add(scrapeDuration, [r.name], r.seconds);
     }
     return out;
   }
 
-  private async runOne(e: Entry, signal: AbortSignal, now: number): Promise<{ name: string; emitter: Emitter | null; seconds: number }> {
-    const t0 = process.hrtime.bigint();
-    const elapsed = () => Number(process.hrtime.bigint() - t0) / 1e9;
+  private startRound(deadlineSeconds: number): Round {
+    const now = Date.now();
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), deadlineSeconds * 1000);
+    const outcomes = this.entries.map((e) => this.runOne(e, ac.signal, now, deadlineSeconds));
+    const round: Round = { outcomes, deadlineSeconds };
+    this.round = round;
+    void Promise.all(outcomes).then(() => {
+      clearTimeout(timer);
+      this.rounds++;
+      if (this.round === round) this.round = null;
+    });
+    return round;
+  }
+
+  /**
+   * The outcome of one collector in a round: a new collect() call, or the one still running from an
+   * earlier round (a slow source is never called twice at once), raced against this round's deadline.
+   */
+  private async runOne(e: Entry, signal: AbortSignal, now: number, deadlineSeconds: number): Promise<Outcome> {
     const name = e.def.name;
+    const call = e.call ?? this.startCall(e, signal, now);
     let err: unknown = null;
-    let emitter: Emitter | null = null;
-    if (e.inFlight) {
-      err = new Error('previous collection is still running (source hung?)');
-    } else {
-      const em = new Emitter();
-      const run = e.collector.collect(em, { signal, now });
-      e.inFlight = run.then(
-        () => undefined,
-        () => undefined,
-      );
-      void e.inFlight.then(() => {
-        e.inFlight = null;
-      });
-      try {
-        await raceDeadline(run, signal, this.timeoutSeconds);
-        emitter = em;
-      } catch (x) {
-        err = x;
-      }
+    try {
+      await raceDeadline(call.done, signal, deadlineSeconds);
+      err = call.error;
+    } catch (x) {
+      err = x;
     }
-    const seconds = elapsed();
+    const seconds = Number(process.hrtime.bigint() - call.t0) / 1e9;
     this.states.report(`collector ${name}`, err, { collector: name });
     e.status = {
       name,
@@ -182,10 +225,47 @@ export class Registry {
       lastError: err === null ? undefined : err instanceof Error ? err.message : String(err),
       lastScrape: now,
     };
-    return { name, emitter, seconds };
+    return { name, emitter: err === null ? call.emitter : null, seconds, error: err };
+  }
+
+  private startCall(e: Entry, signal: AbortSignal, now: number): Call {
+    const call: Call = { done: Promise.resolve(), emitter: new Emitter(), error: null, t0: process.hrtime.bigint() };
+    let run: Promise<void>;
+    try {
+      run = e.collector.collect(call.emitter, { signal, now });
+    } catch (x) {
+      run = Promise.reject(x); // a collect() that throws before its first await
+    }
+    call.done = run.then(
+      () => {
+        if (e.call === call) e.call = null;
+      },
+      (x: unknown) => {
+        call.error = x ?? new Error('collector failed');
+        if (e.call === call) e.call = null;
+      },
+    );
+    e.call = call;
+    return call;
   }
 }
 
+/** The outcomes settled within `seconds`; the others as failed by the deadline. */
+function withDeadline(outcomes: readonly Promise<Outcome>[], names: readonly string[], seconds: number): Promise<Outcome[]> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), seconds * 1000);
+  const t0 = process.hrtime.bigint();
+  return Promise.all(
+    outcomes.map((p, i) =>
+      raceDeadline(p, ac.signal, seconds).catch((err: unknown) => ({
+        name: names[i],
+        emitter: null,
+        seconds: Number(process.hrtime.bigint() - t0) / 1e9,
+        error: err,
+      })),
+    ),
+  ).finally(() => clearTimeout(timer));
+}
 function raceDeadline<T>(p: Promise<T>, signal: AbortSignal, seconds: number): Promise<T> {
   if (signal.aborted) return Promise.reject(new Error(`scrape deadline of ${seconds}s exceeded`));
   return new Promise<T>((resolve, reject) => {

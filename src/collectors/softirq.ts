@@ -1,5 +1,5 @@
 // softirq: per-CPU receive-side load — the signals of "receiver softirq saturation"
-// (kernel-interfaces.md §9): how often each softirq ran (/proc/softirqs), CPU time by mode including
+// (docs/kernel-sources.md §8.1–8.3): how often each softirq ran (/proc/softirqs), CPU time by mode including
 // irq and softirq (/proc/stat), every softnet_stat column (/proc/net/softnet_stat) and the CPU time of
 // the ksoftirqd/N threads that softirq work spills into.
 //

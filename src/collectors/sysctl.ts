@@ -1,4 +1,4 @@
-// sysctl: the kernel settings that bound one TCP flow's throughput (kernel-interfaces.md §8.7), read at
+// sysctl: the kernel settings that bound one TCP flow's throughput (docs/kernel-sources.md §8.6), read at
 // every scrape (they can change at any time; never assume defaults).
 //
 // Design: two families with the sysctl name as a label, not one family per sysctl.

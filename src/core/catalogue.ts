@@ -1,19 +1,26 @@
 // The metric catalogue (docs/metrics.md), generated from the collectors' declared descriptors.
 // Dashboards and alert rules are generated from / checked against it; a test keeps the file current.
 
-import type { MetricDesc } from './metrics';
+/** One family as the catalogue lists it (a MetricDesc, or one of prom-client's runtime families). */
+export interface CatalogueMetric {
+  readonly name: string;
+  readonly kind: string;
+  readonly help: string;
+  readonly labels: readonly string[];
+  readonly unit?: string;
+}
 import type { CollectorDef } from '../collectors/registry';
 
 export interface CatalogueSection {
   title: string;
   description: string;
   defaultEnabled?: boolean;
-  metrics: readonly MetricDesc[];
+  metrics: readonly CatalogueMetric[];
 }
 
-export function sectionsFor(defs: readonly CollectorDef[], exporterMetrics: readonly MetricDesc[]): CatalogueSection[] {
+export function sectionsFor(defs: readonly CollectorDef[], exporterMetrics: readonly CatalogueMetric[]): CatalogueSection[] {
   return [
-    { title: 'exporter', description: 'The exporter itself: build, per-collector scrape status, and its own process (CPU, memory, file descriptors, V8 heap and garbage collection) under the process_* and nodejs_* names every Prometheus client library uses.', metrics: exporterMetrics },
+    { title: 'exporter', description: 'The exporter itself: build, per-collector scrape status, and its own process and Node.js runtime (CPU, memory, file descriptors, event-loop lag, V8 heap spaces, garbage collection, active handles) from the default metrics of prom-client, under the names the dashboards of prom-client users read.', metrics: exporterMetrics },
     ...defs.map((d) => ({ title: d.name, description: d.description, defaultEnabled: d.defaultEnabled, metrics: d.metrics })),
   ];
 }

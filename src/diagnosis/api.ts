@@ -3,6 +3,10 @@
 // /api/diagnosis?flow=ID is also what `flowpath diagnose --peer` calls on the other node (with the
 // reversed 4-tuple): a flow that is not sampled yet is pinned (sampled for `pin` seconds, default 300),
 // and the answer's `evidence` is this node's view of it (flow summary + node summary).
+//
+// Parameters are checked before anything changes: a malformed flow id, a window longer than the kept
+// history (--diagnosis.history) or a pin that is not 0..MAX_PIN_SECONDS answers 400; more than
+// maxPinnedFlows() pinned flows at once answers 429.
 
 import type { Express, Request, Response } from 'express';
 import { SelectorError, compileSelector } from '../sources/flowselect';
@@ -43,19 +47,44 @@ export function verdictJson(v: Verdict): object {
   return { flow: v.flow ? flowId(v.flow) : null, top: v.top ?? null, hops: v.hops, findings: v.findings };
 }
 
-class BadRequest extends Error {}
-
-function windowOf(req: Request, def: number): number {
-  const w = req.query.window;
-  if (w === undefined) return def;
-  if (typeof w !== 'string') throw new BadRequest('window must be a duration like 10s');
-  try {
-    const s = /^\d+(\.\d+)?$/.test(w) ? Number(w) : parseDuration(w);
-    if (!(s > 0)) throw new Error('must be positive');
-    return s;
-  } catch (e) {
-    throw new BadRequest(`bad window "${w}": ${(e as Error).message}`);
+class BadRequest extends Error {
+  constructor(
+    message: string,
+    readonly status = 400,
+  ) {
+    super(message);
   }
+}
+
+/** The longest pin the API grants (the diagnose command pins its duration plus a minute). */
+export const MAX_PIN_SECONDS = 3600;
+/** Pinned flows at once: half of --diagnosis.max-flows, so that pins never crowd out watched and top flows. */
+export const maxPinnedFlows = (s: Sampler) => Math.max(1, Math.floor(s.opts.maxFlows / 2));
+
+const clip = (v: string) => (v.length > 64 ? v.slice(0, 64) + '…' : v);
+
+function windowOf(req: Request, def: number, maxSeconds: number): number {
+  const w = req.query.window;
+  if (w === undefined) return Math.min(def, maxSeconds);
+  if (typeof w !== 'string') throw new BadRequest('window must be a duration like 10s');
+  let s: number;
+  try {
+    s = /^\d+(\.\d+)?$/.test(w) ? Number(w) : parseDuration(w);
+  } catch (e) {
+    throw new BadRequest(`bad window "${clip(w)}": ${(e as Error).message}`);
+  }
+  if (!(s > 0)) throw new BadRequest(`bad window "${clip(w)}": must be positive`);
+  if (s > maxSeconds) throw new BadRequest(`bad window "${clip(w)}": longer than the kept history (--diagnosis.history=${maxSeconds}s)`);
+  return s;
+}
+
+function pinOf(req: Request): number {
+  const p = req.query.pin;
+  if (p === undefined) return 300;
+  if (typeof p !== 'string' || !/^\d{1,7}(\.\d+)?$/.test(p)) throw new BadRequest('pin must be a number of seconds');
+  const s = Number(p);
+  if (s > MAX_PIN_SECONDS) throw new BadRequest(`pin must be at most ${MAX_PIN_SECONDS} seconds`);
+  return s;
 }
 
 export function mountDiagnosisApi(app: Express, deps: DiagnosisApiDeps): void {
@@ -105,12 +134,17 @@ export function mountDiagnosisApi(app: Express, deps: DiagnosisApiDeps): void {
     const s = deps.sampler();
     if (!s) return void noSampler(res);
     try {
-      const win = windowOf(req, defWindow);
+      const win = windowOf(req, defWindow, s.opts.historySeconds);
       const flowQ = req.query.flow;
       if (flowQ !== undefined && typeof flowQ !== 'string') throw new BadRequest('flow must be a selector or a flow id');
-      const pinQ = req.query.pin;
-      const pinSeconds = pinQ === undefined ? 300 : Number(pinQ);
-      if (!Number.isFinite(pinSeconds) || pinSeconds < 0) throw new BadRequest('pin must be a number of seconds');
+      const pinSeconds = pinOf(req);
+      const pin = (k: FlowKey): boolean => {
+        if (pinSeconds === 0) return false;
+        const already = s.find(k)?.reasons.has('pinned') ?? false;
+        const pinned = s.flows().filter((f) => f.goneAt === undefined && f.reasons.has('pinned')).length;
+        if (!already && pinned >= maxPinnedFlows(s)) throw new BadRequest(`${pinned} flows are pinned already (at most ${maxPinnedFlows(s)})`, 429);
+        return s.pin(k, pinSeconds);
+      };
       if (!flowQ) {
         const flows = s
           .flows()
@@ -128,7 +162,7 @@ export function mountDiagnosisApi(app: Express, deps: DiagnosisApiDeps): void {
       if (exact) {
         const known = s.find(exact);
         key = known?.key ?? exact;
-        if (!known || known.goneAt === undefined) pinned = pinSeconds > 0 && s.pin(key, pinSeconds);
+        if (!known || known.goneAt === undefined) pinned = pin(key);
       } else {
         let match: (k: FlowKey) => boolean;
         try {
@@ -144,11 +178,11 @@ export function mountDiagnosisApi(app: Express, deps: DiagnosisApiDeps): void {
           const d = s.lastDiscovered.filter((x) => match(x.key)).sort((a, b) => (b.bytesPerSecond ?? 0) - (a.bytesPerSecond ?? 0))[0];
           if (d) {
             key = d.key;
-            pinned = pinSeconds > 0 && s.pin(key, pinSeconds);
+            pinned = pin(key);
           }
         }
         if (!key) {
-          res.status(404).json({ error: `no flow matches "${flowQ}"` });
+          res.status(404).json({ error: `no flow matches "${clip(flowQ)}"` });
           return;
         }
       }
@@ -156,7 +190,7 @@ export function mountDiagnosisApi(app: Express, deps: DiagnosisApiDeps): void {
       const v = s.diagnose(key, win, undefined, node);
       res.json({ node, id: flowId(key), window_seconds: win, pinned, ...verdictJson(v), evidence });
     } catch (e) {
-      if (e instanceof BadRequest) res.status(400).json({ error: e.message });
+      if (e instanceof BadRequest) res.status(e.status).json({ error: e.message });
       else res.status(500).json({ error: (e as Error).message });
     }
   });

@@ -1,10 +1,11 @@
 // What held a flow: classify each sampling interval into the reasons of types.ts (docs/diagnosis.md).
 //
-// The kernel measures three things exactly (kernel-interfaces §2.5): time with nothing queued or
+// The kernel measures three things exactly (docs/kernel-sources.md §3.4): time with nothing queued or
 // unacked (wall − busy_time = idle), rwnd_limited and sndbuf_limited. Those parts of an interval are
 // taken from the chronographs. The rest of the busy time ("other") has no chrono: it is attributed to
 // the state of the sample that closes the interval, decided in the order tcp_write_xmit() checks
-// (§4.1): nothing to send (app / sndbuf by skmem), receive window, congestion window, TSQ, pacing.
+// (docs/kernel-sources.md §4): nothing to send (app / sndbuf by skmem), receive window, congestion
+// window, TSQ, pacing.
 
 import type { ClassifyContext, FlowSample, Reason, ReasonSeconds, SampledState } from './types';
 import { REASONS, zeroReasons } from './types';
@@ -58,7 +59,7 @@ export function cwndSlack(s: FlowSample): number {
   return Math.max(1, Math.floor(cwnd * CWND_FULL_SHARE), Math.min(tsoSegs, Math.floor(cwnd / 2)));
 }
 
-/** Whether the kernel enforces the pacing rate for this socket (§2.3). */
+/** Whether the kernel enforces the pacing rate for this socket (docs/kernel-sources.md §3.3). */
 export function pacingEnforced(s: FlowSample, ctx: ClassifyContext = {}): boolean {
   return s.cc === 'bbr' || s.maxPacingRate !== undefined || ctx.fqOnEgress === true;
 }
@@ -105,7 +106,8 @@ export function sampledState(s: FlowSample, ctx: ClassifyContext = {}): SampledS
   const waiting = notsent !== undefined ? notsent >= mss : (s.unacked ?? 0) > 0 && s.appLimited === false;
   if (!waiting) {
     // Everything the app gave has been sent. If the write + retransmit queue fills the send buffer,
-    // the app is blocked on sndbuf (lab-recipe §3.4: w ≥ tb); otherwise the app did not write more.
+    // the app is blocked on sndbuf (w ≥ tb; the kernel's sndbuf chrono misses small buffers, see
+    // lab/README.md); otherwise the app did not write more.
     if (s.skmem && s.skmem.sndbuf > 0 && s.skmem.wmemQueued >= s.skmem.sndbuf) return 'sndbuf';
     return 'app';
   }

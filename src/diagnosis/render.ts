@@ -1,4 +1,4 @@
-// Text rendering of a verdict: the path of the seed case with a status per hop, the time breakdown and
+// Text rendering of a verdict: the path of docs/kernel-sources.md §0 with a status per hop, the time breakdown and
 // the ranked findings (`flowpath diagnose`), plus the progress bar shown while sampling on a TTY.
 
 import { fmtRate } from './rules';

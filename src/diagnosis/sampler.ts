@@ -6,6 +6,7 @@
 // (found by a filtered full dump every --diagnosis.discover-interval), plus flows pinned by the API or
 // the diagnose command. Sources are interfaces so tests drive the sampler with fakes and a fake clock.
 
+import { isIP } from 'net';
 import { FlowClassifier, IntervalResult } from './classify';
 import { HistoryEntry, summarizeFlow, summarizeNode } from './summarize';
 import type { ClassifyContext, DiagnosisInput, FlowKey, FlowSample, NodeSnapshot, PathDevices, ReasonSeconds, SideEvidence, Verdict } from './types';
@@ -96,6 +97,10 @@ export function parseFlowId(s: string): FlowKey | undefined {
   const lp = Number(m[2]);
   const pp = Number(m[4]);
   if (lp > 65535 || pp > 65535) return undefined;
+  // Only addresses a socket can have: "foo:1-bar:2" is no flow (and a lookup of it could not be built).
+  const v4 = (x: string) => isIP(x) === 4 && !x.startsWith('[');
+  const v6 = (x: string) => x.startsWith('[') && isIP(ip(x)) === 6;
+  if (!(v4(m[1]) || v6(m[1])) || !(v4(m[3]) || v6(m[3]))) return undefined;
   return { localIp: ip(m[1]), localPort: lp, peerIp: ip(m[3]), peerPort: pp };
 }
 
@@ -149,7 +154,8 @@ export interface SamplerStats {
   discoverySeconds: number;
   nodeSnapshots: number;
   nodeSeconds: number;
-  errors: Record<'lookup' | 'discover' | 'node' | 'path', number>;
+  /** tick: a sampling round that failed outside its lookup (e.g. classification). */
+  errors: Record<'lookup' | 'discover' | 'node' | 'path' | 'tick', number>;
 }
 
 export class Sampler {
@@ -169,7 +175,7 @@ export class Sampler {
     discoverySeconds: 0,
     nodeSnapshots: 0,
     nodeSeconds: 0,
-    errors: { lookup: 0, discover: 0, node: 0, path: 0 },
+    errors: { lookup: 0, discover: 0, node: 0, path: 0, tick: 0 },
   };
   /** Most recent discovery (for /api/flows). */
   lastDiscovered: Array<DiscoveredFlow & { bytesPerSecond?: number }> = [];
@@ -197,11 +203,18 @@ export class Sampler {
   start(): void {
     if (this.running) return;
     this.running = true;
-    const loop = (fn: () => Promise<void>, everyMs: number, first = 0) => {
+    const loop = (fn: () => Promise<void>, everyMs: number, stage: keyof SamplerStats['errors'], first = 0) => {
       let next = this.clock.now() + first;
       const run = () => {
         if (!this.running) return;
-        void fn().finally(() => {
+        // A round that throws outside its own error handling is counted and logged, and the loop goes on.
+        let round: Promise<void>;
+        try {
+          round = fn();
+        } catch (e) {
+          round = Promise.reject(e);
+        }
+        void round.catch((e: unknown) => this.unexpected(stage, e)).then(() => {
           if (!this.running) return;
           next += everyMs;
           const now = this.clock.now();
@@ -212,13 +225,20 @@ export class Sampler {
             next += missed * everyMs;
           }
           this.timers.push(this.clock.setTimeout(run, next - now));
-        });
+        }).catch((e: unknown) => this.unexpected(stage, e));
       };
       this.timers.push(this.clock.setTimeout(run, first));
     };
-    if (this.opts.discoverIntervalMs > 0) loop(this.discoverFn, this.opts.discoverIntervalMs);
-    if (this.nodeSource) loop(this.nodeFn, this.opts.nodeIntervalMs);
-    loop(this.tickFn, this.intervalMs, 0);
+    if (this.opts.discoverIntervalMs > 0) loop(this.discoverFn, this.opts.discoverIntervalMs, 'discover');
+    if (this.nodeSource) loop(this.nodeFn, this.opts.nodeIntervalMs, 'node');
+    loop(this.tickFn, this.intervalMs, 'tick', 0);
+  }
+
+  /** An error no stage handled: counted under its stage (flowpath_diagnosis_errors_total) and logged. */
+  private unexpected(stage: keyof SamplerStats['errors'], e: unknown): void {
+    this.stats.errors[stage]++;
+    this.lastError[stage] = e instanceof Error ? e.message : String(e);
+    this.log.error('diagnosis sampler round failed', { stage, err: this.lastError[stage] });
   }
 
   async stop(): Promise<void> {

@@ -17,7 +17,7 @@ export interface FlowKey {
   cookie?: string;
 }
 
-/** `INET_DIAG_SKMEMINFO` (`sk_get_meminfo()`, kernel-interfaces §2.4), bytes. */
+/** `INET_DIAG_SKMEMINFO` (`sk_get_meminfo()`, docs/kernel-sources.md §3.5), bytes. */
 export interface SkMem {
   rmemAlloc: number; // r
   rcvbuf: number; // rb
@@ -30,7 +30,7 @@ export interface SkMem {
   drops?: number; // d
 }
 
-/** `struct tcp_bbr_info` (kernel-interfaces §2.8). */
+/** `struct tcp_bbr_info` (docs/kernel-sources.md §3.6). */
 export interface BbrSample {
   /** bytes/s, BBR's max-filtered bandwidth estimate. */
   bw: number;
@@ -53,7 +53,7 @@ export interface FlowSample {
   state?: number;
   caState?: number;
   cc?: string;
-  /** tcpi_delivery_rate_app_limited: the kept rate sample was app-limited (sticky, §2.3). */
+  /** tcpi_delivery_rate_app_limited: the kept rate sample was app-limited (sticky, docs/kernel-sources.md §3.3). */
   appLimited?: boolean;
   sndMss?: number;
   unacked?: number;
@@ -73,7 +73,7 @@ export interface FlowSample {
   maxPacingRate?: number;
   /** bytes/s */
   deliveryRate?: number;
-  /** µs, kernel chronographs (§2.5). busyTime includes rwndLimited and sndbufLimited. */
+  /** µs, kernel chronographs (docs/kernel-sources.md §3.4). busyTime includes rwndLimited and sndbufLimited. */
   busyTime?: number;
   rwndLimited?: number;
   sndbufLimited?: number;

@@ -1,4 +1,4 @@
-// Driver-private NIC counters (`ethtool -S DEV`), kernel-interfaces.md §5.9.
+// Driver-private NIC counters (`ethtool -S DEV`), docs/kernel-sources.md §5.5.
 //
 // The values are only available through the SIOCETHTOOL ioctl (ETHTOOL_GSTATS); netlink carries the names
 // (string set ETH_SS_STATS) but not the values, and the npm netlink package has no ioctl. flowpath runs the

@@ -53,17 +53,22 @@ export class FlowReader {
   }
 
   /**
-   * Exact lookups of these flows, in one batch; null where the socket is gone. A closed socket is gone
-   * even though the kernel still answers for it: its exact lookup finds the TIME-WAIT socket (same
-   * 4-tuple and cookie, no tcp_info) until the TIME-WAIT timer ends, 60 s later; kept, it would be
-   * sampled for that minute and its series kept that much longer than the documented grace period.
+   * Exact lookups of these flows, in one batch; null where the socket is gone, and where no socket can
+   * have the key (not an address, mixed families): such a key never fails the others' lookups. A closed
+   * socket is gone even though the kernel still answers for it: its exact lookup finds the TIME-WAIT
+   * socket (same 4-tuple and cookie, no tcp_info) until the TIME-WAIT timer ends, 60 s later; kept, it
+   * would be sampled for that minute and its series kept that much longer than the documented grace period.
    */
   async lookup(keys: readonly FlowId[]): Promise<Array<SockView | null>> {
     const id = (k: FlowId) => `${k.localIp}|${k.localPort}|${k.peerIp}|${k.peerPort}|${k.cookie ?? ''}`;
-    const bodies = keys.map((k) => {
+    const built = keys.map((k) => {
       let b = this.bodies.get(id(k));
       if (!b) {
-        b = buildExactRequest(sockKeyOf(k), EXT_FLOWS);
+        try {
+          b = buildExactRequest(sockKeyOf(k), EXT_FLOWS);
+        } catch {
+          return null;
+        }
         this.bodies.set(id(k), b);
       }
       return b;
@@ -73,8 +78,13 @@ export class FlowReader {
       const keep = new Set(keys.map(id));
       for (const k of [...this.bodies.keys()]) if (!keep.has(k)) this.bodies.delete(k);
     }
-    const views = await this.sd.lookupPrepared(bodies);
-    return views.map((v) => (v !== null && v.hasInfo ? v : null));
+    const bodies = built.filter((b): b is Buffer => b !== null);
+    const views = bodies.length ? await this.sd.lookupPrepared(bodies) : [];
+    let i = 0;
+    return built.map((b) => {
+      const v = b === null ? null : views[i++];
+      return v !== null && v.hasInfo ? v : null;
+    });
   }
 
   close(): void {

@@ -68,8 +68,8 @@ const EXPECT: Partial<Record<Condition, Expect>> = {
 
 /**
  * Hops that may legitimately limit an unconstrained flow: on the OVS topology the userspace datapath
- * (its tap queue and vswitchd's CPU; lab-recipe §2.1), on plain veth the CPU-bound sender (iperf3 is
- * app-limited by its own thread, lab-recipe §3.2) and the receiver's RX CPU.
+ * (its tap queue and vswitchd's CPU), on plain veth the CPU-bound sender (iperf3 is app-limited by its
+ * own thread) and the receiver's RX CPU; lab/README.md, "What the lab shows".
  */
 const BASE_ALLOWED: Record<Topo, string[]> = {
   ovs: ['qdisc-tx', 'ovs-tx', 'ovs-rx'],

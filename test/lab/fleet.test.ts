@@ -5,6 +5,7 @@
 // equal the sum of the per-flow deltas, a flow closed between two scrapes included.
 import { ChildProcessWithoutNullStreams, spawn } from 'child_process';
 import * as path from 'path';
+import { Series, parseExposition as parse } from '../support/exposition';
 import { A_IP, B_IP, IPERF_PORT, NS_A, NS_B, labDown, labSkipReason, labUp, startExporter, startFlow, type Exporter, type Flow } from './lab';
 
 const reason = labSkipReason();
@@ -14,27 +15,6 @@ const MANY = path.join(__dirname, '../support/many-flows.py');
 const SERVICE = 7000;
 const FLOWS = 1200;
 const BUDGET = 2000;
-
-interface Series {
-  key: string;
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-function parse(text: string): Series[] {
-  const out: Series[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const sp = line.lastIndexOf(' ');
-    const key = line.slice(0, sp);
-    const brace = key.indexOf('{');
-    const labels: Record<string, string> = {};
-    if (brace >= 0) for (const m of key.slice(brace).matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[m[1]] = m[2];
-    out.push({ key, name: brace >= 0 ? key.slice(0, brace) : key, labels, value: Number(line.slice(sp + 1)) });
-  }
-  return out;
-}
 
 const find = (s: Series[], name: string, labels: Record<string, string>) =>
   s.filter((x) => x.name === name && Object.entries(labels).every(([k, v]) => x.labels[k] === v));
@@ -109,7 +89,8 @@ d('fleet scale in the veth lab (root)', () => {
     for (const s of [s1, s2]) expect(s.length).toBeLessThanOrEqual(BUDGET);
     const k1 = new Set(s1.map((x) => x.key));
     const k2 = new Set(s2.map((x) => x.key));
-    const changed = [...k1].filter((k) => !k2.has(k)).length + [...k2].filter((k) => !k1.has(k)).length;
+    const changedKeys = [...[...k1].filter((k) => !k2.has(k)).map((k) => `-${k}`), ...[...k2].filter((k) => !k1.has(k)).map((k) => `+${k}`)];
+    const changed = changedKeys.length;
     const byPrefix = new Map<string, number>();
     for (const x of s1) {
       const p = /^(flowpath_flows?_|flowpath_[a-z]+_|[a-z]+_)/.exec(x.name)![1];
@@ -117,7 +98,8 @@ d('fleet scale in the veth lab (root)', () => {
     }
     console.log(
       `fleet: ${seen} flows, ${s1.length} / ${s2.length} series, ${changed} changed (${((100 * changed) / s1.length).toFixed(2)}%); ` +
-        [...byPrefix].sort((x, y) => y[1] - x[1]).map(([p, n]) => `${p}* ${n}`).join(', '),
+        [...byPrefix].sort((x, y) => y[1] - x[1]).map(([p, n]) => `${p}* ${n}`).join(', ') +
+        (changed ? `; changed: ${changedKeys.slice(0, 20).join(' ')}` : ''),
     );
     expect(changed / s1.length).toBeLessThan(0.02);
     // Every flow is in its service's counters; none of them is left out.

@@ -164,7 +164,7 @@ d('nic collector vs ethtool and sysfs (this machine, eth0 and lo)', () => {
     const s = await scrape();
     const after = sysfsNum(DEV, 'statistics/rx_packets');
     const q = [...s].filter(([k]) => k.startsWith(`flowpath_nic_queue_rx_packets_total{device="${DEV}"`));
-    // qstats exist since Linux 6.9 and virtio_net implements them (kernel-interfaces.md §11)
+    // qstats exist since Linux 6.9 and virtio_net implements them (docs/kernel-sources.md §5.6)
     const [maj, min] = os.release().split('.').map(Number);
     if (maj < 6 || (maj === 6 && min < 9)) return;
     expect(q.length).toBeGreaterThan(0);

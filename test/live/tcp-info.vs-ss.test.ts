@@ -6,7 +6,7 @@
 //   mapped-cubic      AF_INET6 listener on ::ffff:127.0.0.1: the accepted socket is v4-mapped
 //   v4-paced          IPv4, CUBIC, SO_MAX_PACING_RATE 4 MB/s: max pacing rate present
 //   v6-bbr-stalled    IPv6, BBR, stalled reader
-// plus their listeners. The helper process is SIGSTOPped while sampling (kernel-interfaces.md §3), and
+// plus their listeners. The helper process is SIGSTOPped while sampling (docs/kernel-sources.md §3.7), and
 // each reference read (ss, getsockopt) is sandwiched between two netlink dumps A and B: a value must
 // equal A's or B's, and a counter or chronograph must lie between them (chronos get a few jiffies).
 import { ChildProcess, execFileSync, spawn } from 'child_process';

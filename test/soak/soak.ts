@@ -21,6 +21,7 @@ import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
 import { ALL_COLLECTORS } from '../../src/collectors';
+import { parseExposition } from '../support/exposition';
 
 const REPO = path.join(__dirname, '../..');
 const GONE_GRACE_S = 120; // the diagnosis sampler's goneGraceMs (docs/diagnosis.md: "2 minutes")
@@ -33,24 +34,6 @@ function arg(name: string, def?: string): string {
   return def;
 }
 
-interface Series {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-function parseExposition(text: string): Series[] {
-  const out: Series[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
-    if (!m) throw new Error(`unparsable exposition line: ${line}`);
-    const labels: Record<string, string> = {};
-    if (m[3]) for (const l of m[3].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
-    out.push({ name: m[1], labels, value: Number(m[4]) });
-  }
-  return out;
-}
 
 function get(url: string, timeoutMs: number): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

@@ -5,7 +5,15 @@ import type { CollectorDef } from '../../src/collectors/registry';
 export const okValue = gauge('flowpath_fake_value', 'A value from the fake collector.', ['device']);
 export const okCount = counter('flowpath_fake_events_total', 'Events from the fake collector.', []);
 
-export function fakeDefs(state: { okCalls: number; hang?: Promise<void>; fail?: string }): CollectorDef[] {
+export interface FakeState {
+  okCalls: number;
+  /** collect() calls of fakeslow. */
+  slowCalls?: number;
+  hang?: Promise<void>;
+  fail?: string;
+}
+
+export function fakeDefs(state: FakeState): CollectorDef[] {
   return [
     {
       name: 'fakeok',
@@ -39,6 +47,7 @@ export function fakeDefs(state: { okCalls: number; hang?: Promise<void>; fail?: 
       metrics: [gauge('flowpath_fakeslow_value', 'Value.', [])],
       create: () => ({
         async collect(out) {
+          state.slowCalls = (state.slowCalls ?? 0) + 1;
           if (state.hang) await state.hang;
           out.add(gauge('flowpath_fakeslow_value', 'Value.', []), [], 3);
         },

@@ -1,4 +1,4 @@
-// A private Open vSwitch for live tests (lab-recipe.md §2.1, without the lab/ scripts): ovsdb-server and
+// A private Open vSwitch for live tests (like the lab's userspace OVS, lab/README.md, without the lab/ scripts): ovsdb-server and
 // ovs-vswitchd with state in a temp dir, ovs-vswitchd running inside a network namespace of its own (so
 // its taps, bridges and veths cannot clash with any other OVS or lab on the machine), no systemd, no
 // --mlockall. Everything it creates is recorded and removed by cleanup(), which is safe to call twice and

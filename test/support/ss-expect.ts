@@ -1,5 +1,5 @@
 // What `ss -tinmHOn` prints for a socket, computed from our decoded record (iproute2 misc/ss.c,
-// tcp_show_info() and tcp_stats_print(); kernel-interfaces.md §3), and the comparison rules shared by the
+// tcp_show_info() and tcp_stats_print(); docs/kernel-sources.md §3.7), and the comparison rules shared by the
 // live cross-check and the fixture test. A reference read taken between two netlink reads A and B must
 // equal A's or B's token; counters and chronographs must lie between them (chronos +- a few jiffies).
 import { SockRecord } from '../../src/sources/netlink/sockdiag';

@@ -1,6 +1,6 @@
 // Selector grammar, compilation to INET_DIAG bytecode, and the kernel-semantics model.
 // The model of inet_diag_bc_audit()/inet_diag_bc_run() (src/sources/netlink/bytecode.ts) is first
-// checked against the two programs of kernel-interfaces.md §1.8 (one captured from `ss` with strace, both
+// checked against the two programs of docs/kernel-sources.md §2.2 (one captured from `ss` with strace, both
 // verified on 6.18 there); then random selectors are compiled and run through the model on random
 // sockets, and must agree with the JS predicate. test/live/flowselect.vs-ss.test.ts does the same against
 // the real kernel and ss.
@@ -16,7 +16,7 @@ import { CompiledSelector, Sel, SelectorError, SockFacts, compileSelector, parse
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
-// kernel-interfaces.md §1.8: "dport == 5201 or sport == 5201".
+// docs/kernel-sources.md §2.2: "dport = 5201 or sport = 5201".
 const DOC_EQ = hex('0c080c00 00005114 01040c00 0b080c00 00005114');
 const DOC_SS = hex('08101400 00000000 51140000 00000000 01041400 07101400 00000000 51140000 00000000');
 

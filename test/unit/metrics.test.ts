@@ -1,4 +1,5 @@
-import { Emitter, MetricTable, counter, gauge, metric } from '../../src/core/metrics';
+import { Emitter, MetricTable, OPENMETRICS_EOF, counter, gauge, metric } from '../../src/core/metrics';
+import { parseOpenMetrics } from '../support/openmetrics';
 
 describe('metric descriptors', () => {
   it('enforce the naming conventions', () => {
@@ -70,6 +71,55 @@ describe('Emitter', () => {
     expect(a.sampleCount(g.name)).toBe(2);
     expect(a.sampleCount()).toBe(3);
     expect(a.render().match(/# TYPE flowpath_test_value/g)).toHaveLength(1);
+  });
+});
+
+describe('Emitter, OpenMetrics', () => {
+  const bytes = counter('flowpath_t_rx_bytes_total', 'Bytes "received"\\ on\nthe wire.', ['device']);
+  const up = gauge('flowpath_t_up', 'Up.', []);
+  const dur = gauge('flowpath_t_duration_seconds', 'Duration.', ['x']);
+  const odd = gauge('flowpath_t_rate', 'Rate, unit not in the name.', [], 'bytes_per_second');
+
+  it('names counter families without _total, escapes quotes in HELP, gives UNIT only when the name ends in it', () => {
+    const e = new Emitter();
+    e.add(bytes, ['eth0'], 12);
+    e.add(up, [], true);
+    e.add(dur, ['a"b\\c\nd'], 0.5);
+    e.add(odd, [], 3);
+    e.add(up, [], NaN);
+    const om = e.render('openmetrics');
+    expect(om).toContain('# HELP flowpath_t_rx_bytes Bytes \\"received\\"\\\\ on\\nthe wire.\n# TYPE flowpath_t_rx_bytes counter\n# UNIT flowpath_t_rx_bytes bytes\nflowpath_t_rx_bytes_total{device="eth0"} 12\n');
+    expect(om).toContain('# TYPE flowpath_t_rate gauge\nflowpath_t_rate 3\n');
+    expect(om).not.toContain('# EOF');
+    const fams = parseOpenMetrics(om + OPENMETRICS_EOF);
+    expect(fams.map((f) => [f.name, f.type, f.unit])).toEqual([
+      ['flowpath_t_rx_bytes', 'counter', 'bytes'],
+      ['flowpath_t_up', 'gauge', ''],
+      ['flowpath_t_duration_seconds', 'gauge', 'seconds'],
+      ['flowpath_t_rate', 'gauge', ''],
+    ]);
+    expect(fams[0].samples).toEqual([{ name: 'flowpath_t_rx_bytes_total', labels: { device: 'eth0' }, value: 12 }]);
+    expect(fams[2].samples[0].labels).toEqual({ x: 'a"b\\c\nd' });
+    expect(() => parseOpenMetrics(om)).toThrow(/EOF/); // the parser is strict
+    // the text format keeps the 0.0.4 rules
+    const text = e.render();
+    expect(text).toContain('# HELP flowpath_t_rx_bytes_total Bytes "received"\\\\ on\\nthe wire.\n# TYPE flowpath_t_rx_bytes_total counter\n');
+    expect(text).not.toContain('# UNIT');
+  });
+
+  it('absorb() leaves the absorbed emitter unchanged (concurrent scrapes share collector output)', () => {
+    const shared = new Emitter();
+    shared.add(up, [], 1);
+    const a = new Emitter();
+    const b = new Emitter();
+    a.absorb(shared);
+    b.absorb(shared);
+    a.add(up, [], 2);
+    b.absorb(shared);
+    expect(shared.render()).toBe('# HELP flowpath_t_up Up.\n# TYPE flowpath_t_up gauge\nflowpath_t_up 1\n');
+    expect(a.sampleCount('flowpath_t_up')).toBe(2);
+    expect(b.sampleCount('flowpath_t_up')).toBe(2);
+    expect(shared.sampleCount('flowpath_t_up')).toBe(1);
   });
 });
 

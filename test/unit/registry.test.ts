@@ -2,10 +2,10 @@ import { Config } from '../../src/core/flags';
 import { createLogger } from '../../src/core/log';
 import { Registry } from '../../src/collectors/registry';
 import { allFlags } from '../../src/exporter';
-import { fakeDefs } from '../support/fake-collectors';
+import { FakeState, fakeDefs } from '../support/fake-collectors';
 
 function setup(overrides: Record<string, string | boolean> = {}, timeout = 0.2) {
-  const state: { okCalls: number; hang?: Promise<void>; fail?: string } = { okCalls: 0 };
+  const state: FakeState = { okCalls: 0 };
   const defs = fakeDefs(state);
   const logs: string[] = [];
   const log = createLogger('info', (l) => logs.push(l));
@@ -44,7 +44,7 @@ describe('Registry', () => {
     expect(st.lastSuccess).toBe(true);
   });
 
-  it('a collector that misses the deadline is failed and not restarted while still hung', async () => {
+  it('a collector that misses the deadline is failed; the next scrape joins its still-running call instead of calling it again', async () => {
     const { reg, state } = setup({}, 0.05);
     let release!: () => void;
     state.hang = new Promise<void>((r) => (release = r));
@@ -53,13 +53,57 @@ describe('Registry', () => {
     expect(first).toContain('flowpath_scrape_collector_success{collector="fakeok"} 1\n');
     const second = (await reg.scrape()).render();
     expect(second).toContain('flowpath_scrape_collector_success{collector="fakeslow"} 0\n');
-    expect(reg.statuses().find((s) => s.name === 'fakeslow')!.lastError).toMatch(/still running/);
+    // failed by the deadline of the scrape, not because a call was still running
+    expect(reg.statuses().find((s) => s.name === 'fakeslow')!.lastError).toMatch(/deadline of 0.05s exceeded/);
+    expect(state.slowCalls).toBe(1);
+    expect(state.okCalls).toBe(2);
+    // The hung call returns while the third scrape waits on it: that scrape gets its output.
     state.hang = undefined;
+    const third = reg.scrape();
     release();
+    const text = (await third).render();
+    expect(text).toContain('flowpath_scrape_collector_success{collector="fakeslow"} 1\n');
+    expect(text).toContain('flowpath_fakeslow_value 3\n');
+    expect(state.slowCalls).toBe(1);
+    const fourth = (await reg.scrape()).render();
+    expect(fourth).toContain('flowpath_scrape_collector_success{collector="fakeslow"} 1\n');
+    expect(state.slowCalls).toBe(2);
+  });
+
+  it('parallel scrapes share the collection in flight: all succeed with the same data, each collector called once', async () => {
+    const { reg, state } = setup({}, 5);
+    let release!: () => void;
+    state.hang = new Promise<void>((r) => (release = r));
+    const scrapes = Array.from({ length: 12 }, () => reg.scrape());
     await new Promise((r) => setImmediate(r));
-    const third = (await reg.scrape()).render();
-    expect(third).toContain('flowpath_scrape_collector_success{collector="fakeslow"} 1\n');
-    expect(third).toContain('flowpath_fakeslow_value 3\n');
+    release();
+    const texts = (await Promise.all(scrapes)).map((e) => e.render());
+    for (const t of texts) {
+      expect(t).toBe(texts[0]);
+      for (const c of ['fakeok', 'fakefail', 'fakeslow']) expect(t).toContain(`flowpath_scrape_collector_success{collector="${c}"} 1\n`);
+    }
+    expect(state.okCalls).toBe(1);
+    expect(state.slowCalls).toBe(1);
+    expect(reg.completedRounds).toBe(1);
+    // the shared output is not changed by the scrapes that absorbed it: a new round has its own data
+    const next = (await reg.scrape()).render();
+    expect(next).toContain('flowpath_fake_value{device="eth0"} 2\n');
+    expect(next.match(/flowpath_fake_value/g)).toHaveLength(3); // HELP, TYPE, one sample
+  });
+
+  it('a scrape with a shorter deadline that joins a collection fails only the collectors not done by its deadline', async () => {
+    const { reg, state } = setup({}, 5);
+    let release!: () => void;
+    state.hang = new Promise<void>((r) => (release = r));
+    const long = reg.scrape();
+    const short = (await reg.scrape({ timeoutSeconds: 0.05 })).render();
+    expect(short).toContain('flowpath_scrape_collector_success{collector="fakeslow"} 0\n');
+    expect(short).toContain('flowpath_scrape_collector_success{collector="fakeok"} 1\n');
+    release();
+    const text = (await long).render();
+    expect(text).toContain('flowpath_scrape_collector_success{collector="fakeslow"} 1\n');
+    expect(state.slowCalls).toBe(1);
+    expect(state.okCalls).toBe(1);
   });
 
   it('honours --collector.<name> and --no-collector.<name>', async () => {

@@ -306,7 +306,7 @@ describe('requests and addresses', () => {
   });
 
   it('reads the tcp_info field table at the offsets of include/uapi/linux/tcp.h', () => {
-    // Spot checks against kernel-interfaces.md §2.1 (offsets verified there with gcc offsetof()).
+    // Spot checks against the offsets of struct tcp_info (include/uapi/linux/tcp.h, as gcc's offsetof() gives them).
     expect([TCPI.rtt.off, TCPI.sndCwnd.off, TCPI.pacingRate.off, TCPI.bytesAcked.off, TCPI.notsentBytes.off]).toEqual([68, 80, 104, 120, 144]);
     expect([TCPI.busyTime.off, TCPI.bytesSent.off, TCPI.sndWnd.off, TCPI.totalRtoTime.off, TCPI.receivedCeBytes.off]).toEqual([168, 200, 228, 244, 272]);
     // No two fields overlap except the bit fields sharing a byte/word.

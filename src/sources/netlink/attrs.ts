@@ -1,6 +1,6 @@
 // Netlink framing and attribute (TLV) helpers. Pure functions over Buffers; no I/O.
 // Layouts: include/uapi/linux/netlink.h (struct nlmsghdr, struct nlattr), genetlink.h (genlmsghdr).
-// See ../shared/docs/kernel-interfaces.md §0.
+// See docs/kernel-sources.md §1.1.
 
 export const NLMSG_HDRLEN = 16;
 export const NLA_HDRLEN = 4;

@@ -2,7 +2,7 @@
 //
 // The kernel's netlink_rcv_skb() walks every message of a received datagram and answers each one in
 // turn; an error on one message (NLMSG_ERROR) does not stop the others. sock_diag's exact lookup
-// (inet_diag_cmd_exact, kernel-interfaces.md §1.9) answers one message per request, or ENOENT when the
+// (inet_diag_cmd_exact, docs/kernel-sources.md §2.4) answers one message per request, or ENOENT when the
 // socket is gone or its cookie differs. So polling N known flows costs one sendmsg and N hash lookups
 // in the kernel, instead of a dump that walks every socket.
 //

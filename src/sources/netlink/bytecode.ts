@@ -1,5 +1,5 @@
 // INET_DIAG_REQ_BYTECODE: the filter program the kernel runs on every socket of a sock_diag dump
-// (inet_diag_bc_run() / inet_diag_bc_audit() in net/ipv4/inet_diag.c; kernel-interfaces.md §1.8).
+// (inet_diag_bc_run() / inet_diag_bc_audit() in net/ipv4/inet_diag.c; docs/kernel-sources.md §2.2).
 //
 // Program = a sequence of `struct inet_diag_bc_op { u8 code; u8 yes; u16 no; }` (host order), some
 // followed by an argument. The kernel evaluates an op; true advances `yes` bytes, false advances `no`

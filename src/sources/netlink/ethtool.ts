@@ -1,11 +1,11 @@
-// ethtool over generic netlink (family "ethtool", version 1), kernel-interfaces.md §5.
+// ethtool over generic netlink (family "ethtool", version 1), docs/kernel-sources.md §5.
 // Layouts: include/uapi/linux/ethtool_netlink_generated.h and ethtool_netlink.h; string sets in
 // include/uapi/linux/ethtool.h; semantics in Documentation/networking/ethtool-netlink.rst.
 //
 // Decoders are pure: (genl payload buffer, start, end) → record. EthtoolClient is the I/O edge: one
 // per-device request per message type (the device is given by ifindex), on one socket.
 //
-// Traps handled here (§10.11): request and reply command ids differ; the STATS request header is
+// Traps handled here (docs/kernel-sources.md §5.1–5.4): request and reply command ids differ; the STATS request header is
 // attribute 2 and its GROUPS bitset is mandatory; verbose *list* bitsets carry no VALUE flag (presence
 // means set); feature indexes move between kernels, so features are resolved by name; stat nests number
 // their counters from 0.
@@ -31,7 +31,7 @@ import { GenlClient } from './genl';
 export const ETHTOOL_GENL_NAME = 'ethtool';
 export const ETHTOOL_GENL_VERSION = 1;
 
-// Request (user → kernel) and reply (kernel → user) message ids, §5.2.
+// Request (user → kernel) and reply (kernel → user) message ids, docs/kernel-sources.md §5.1.
 export const ETHTOOL_MSG = {
   STRSET_GET: 1,
   STRSET_GET_REPLY: 1,
@@ -158,7 +158,7 @@ const bool8 = (buf: Buffer, a: Map<number, AttrSpan>, t: number, where: string) 
   return v === undefined ? undefined : v !== 0;
 };
 
-/** ETHTOOL_MSG_RINGS_GET_REPLY (16), §5.3. */
+/** ETHTOOL_MSG_RINGS_GET_REPLY (16), docs/kernel-sources.md §5.2. */
 export function decodeRings(buf: Buffer, start: number, end: number): EthtoolRings {
   const where = 'ethtool RINGS_GET_REPLY';
   checkCmd(buf, start, ETHTOOL_MSG.RINGS_GET_REPLY, where);
@@ -196,7 +196,7 @@ export function decodeCoalesce(buf: Buffer, start: number, end: number): Ethtool
   };
 }
 
-/** ETHTOOL_MSG_CHANNELS_GET_REPLY (18), §5.4. */
+/** ETHTOOL_MSG_CHANNELS_GET_REPLY (18), docs/kernel-sources.md §5.2. */
 export function decodeChannels(buf: Buffer, start: number, end: number): EthtoolChannels {
   const where = 'ethtool CHANNELS_GET_REPLY';
   checkCmd(buf, start, ETHTOOL_MSG.CHANNELS_GET_REPLY, where);
@@ -213,7 +213,7 @@ export function decodeChannels(buf: Buffer, start: number, end: number): Ethtool
   };
 }
 
-/** ETHTOOL_MSG_PAUSE_GET_REPLY (22), §5.6. */
+/** ETHTOOL_MSG_PAUSE_GET_REPLY (22), docs/kernel-sources.md §5.2. */
 export function decodePause(buf: Buffer, start: number, end: number): EthtoolPause {
   const where = 'ethtool PAUSE_GET_REPLY';
   checkCmd(buf, start, ETHTOOL_MSG.PAUSE_GET_REPLY, where);
@@ -228,7 +228,7 @@ export function decodePause(buf: Buffer, start: number, end: number): EthtoolPau
   return out;
 }
 
-// Bitsets (ETHTOOL_A_BITSET_*), §5.7.
+// Bitsets (ETHTOOL_A_BITSET_*), docs/kernel-sources.md §5.3.
 const BITSET_NOMASK = 1;
 const BITSET_SIZE = 2;
 const BITSET_BITS = 3;
@@ -284,7 +284,7 @@ export function decodeBitset(buf: Buffer, a: AttrSpan, where: string, names?: St
   return { list, size, bits };
 }
 
-/** ETHTOOL_MSG_FEATURES_GET_REPLY (11), §5.7. `names` is needed only for compact replies. */
+/** ETHTOOL_MSG_FEATURES_GET_REPLY (11), docs/kernel-sources.md §5.3. `names` is needed only for compact replies. */
 export function decodeFeatures(buf: Buffer, start: number, end: number, names?: StringSet): EthtoolFeatures {
   const where = 'ethtool FEATURES_GET_REPLY';
   checkCmd(buf, start, ETHTOOL_MSG.FEATURES_GET_REPLY, where);
@@ -311,7 +311,7 @@ export function decodeFeatures(buf: Buffer, start: number, end: number, names?: 
   return out;
 }
 
-/** ETHTOOL_MSG_STATS_GET_REPLY (33), §5.8. */
+/** ETHTOOL_MSG_STATS_GET_REPLY (33), docs/kernel-sources.md §5.4. */
 export function decodeStats(buf: Buffer, start: number, end: number): EthtoolStatGroup[] {
   const where = 'ethtool STATS_GET_REPLY';
   checkCmd(buf, start, ETHTOOL_MSG.STATS_GET_REPLY, where);

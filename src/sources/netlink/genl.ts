@@ -1,4 +1,4 @@
-// Generic netlink family lookup (CTRL_CMD_GETFAMILY). kernel-interfaces.md §0.2.
+// Generic netlink family lookup (CTRL_CMD_GETFAMILY). docs/kernel-sources.md §1.2.
 //
 // Trap: asking the kernel for an unknown family name can make it request_module() the family (e.g.
 // ovs_datapath loads openvswitch.ko). listFamilies() dumps the family table instead, which never loads

@@ -1,8 +1,8 @@
 // The "netdev" generic netlink family (version 1): per-queue statistics (QSTATS_GET, 6.9+), queues and
-// NAPI instances (QUEUE_GET / NAPI_GET: which NAPI, hence which IRQ, serves a queue). kernel-interfaces.md
-// §5.9. Layout: include/uapi/linux/netdev.h (generated from Documentation/netlink/specs/netdev.yaml).
+// NAPI instances (QUEUE_GET / NAPI_GET: which NAPI, hence which IRQ, serves a queue).
+// docs/kernel-sources.md §5.6. Layout: include/uapi/linux/netdev.h (generated from Documentation/netlink/specs/netdev.yaml).
 //
-// Trap (§10.12): qstats counters are YNL "uint", 4 or 8 bytes depending on the value: decode by length.
+// Trap (docs/kernel-sources.md §1.1): qstats counters are YNL "uint", 4 or 8 bytes depending on the value: decode by length.
 // All three commands are dumps; a dump filtered by ifindex still ends with NLMSG_DONE.
 
 import { AttrSpan, DecodeError, GENL_HDRLEN, attrMap, attrU32, attrU32Of, attrUint, forEachAttr, genlBody } from './attrs';

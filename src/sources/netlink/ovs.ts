@@ -1,5 +1,5 @@
 // The Open vSwitch kernel datapath over generic netlink: families "ovs_datapath" and "ovs_vport".
-// Layouts: include/uapi/linux/openvswitch.h; kernel-interfaces.md §6.1. GET commands are allowed for
+// Layouts: include/uapi/linux/openvswitch.h; docs/kernel-sources.md §7.1. GET commands are allowed for
 // unprivileged users (net/openvswitch/datapath.c, genl ops without GENL_ADMIN_PERM).
 //
 // Rules enforced here:

@@ -1,4 +1,4 @@
-// tc qdisc statistics over rtnetlink (RTM_GETQDISC dump). kernel-interfaces.md §7.
+// tc qdisc statistics over rtnetlink (RTM_GETQDISC dump). docs/kernel-sources.md §6.
 //
 // Layouts (include/uapi/linux/rtnetlink.h, gen_stats.h, pkt_sched.h):
 //   struct tcmsg (20 B): u8 tcm_family, u8 pad1, u16 pad2, s32 tcm_ifindex, u32 tcm_handle,
@@ -220,7 +220,7 @@ export function decodeQdisc(buf: Buffer, start: number, end: number): QdiscRecor
   return rec;
 }
 
-// struct tc_fq_qd_stats offsets (kernel-interfaces.md §7.3). Sizes: 80 (3.12), 88 (4.2), 104 (5.8),
+// struct tc_fq_qd_stats offsets (docs/kernel-sources.md §6.3). Sizes: 80 (3.12), 88 (4.2), 104 (5.8),
 // 152 (6.7). Decoded by length: a field is read only if the struct is long enough to hold it.
 export const FQ_STATS_MIN = 80;
 export function decodeFqStats(buf: Buffer, a: AttrSpan, where: string): FqStats {

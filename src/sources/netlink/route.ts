@@ -1,6 +1,6 @@
 // Which device does this node use to reach a peer? One RTM_GETROUTE (rtnetlink, like `ip route get`)
 // per flow: the reply's RTA_OIF is the egress device, i.e. the device that carries the flow's local IP
-// on a directly connected network (the OVS internal port in the seed case).
+// on a directly connected network (the OVS internal port in docs/kernel-sources.md §0).
 
 import { DecodeError, attr, attrMap, attrU32 } from './attrs';
 import { NETLINK_ROUTE, NetlinkSocket } from './socket';

@@ -1,5 +1,5 @@
 // sock_diag / inet_diag for TCP (include/uapi/linux/inet_diag.h, net/ipv4/inet_diag.c;
-// kernel-interfaces.md §1): request building, dumps, exact lookups by 4-tuple + cookie, and a lazy
+// docs/kernel-sources.md §2): request building, dumps, exact lookups by 4-tuple + cookie, and a lazy
 // per-socket view.
 //
 // Performance design (10k connections = 20k sockets, ~10 MB of replies per dump):

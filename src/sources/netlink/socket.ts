@@ -1,6 +1,6 @@
 // A request/response netlink socket over the npm `netlink` package's RawNetlinkSocket.
 //
-// Rules from ../shared/docs/kernel-interfaces.md §0 that this class enforces:
+// Rules from docs/kernel-sources.md §1 that this class enforces:
 // - messagePeeking off and a 64 KiB receive buffer, so the kernel packs dumps into ~32 KiB datagrams and
 //   large dump messages do not fail with EMSGSIZE;
 // - one request in flight per socket (a second dump would get EBUSY): requests are queued;

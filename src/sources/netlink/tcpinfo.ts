@@ -1,7 +1,7 @@
 // struct tcp_info (include/uapi/linux/tcp.h, filled by tcp_get_info() in net/ipv4/tcp.c) and the other
 // per-socket payloads of a sock_diag reply: skmeminfo (sk_get_meminfo(), net/core/sock.c) and the
 // congestion-control info union (struct tcp_bbr_info, tcpvegas_info, tcp_dctcp_info in
-// include/uapi/linux/inet_diag.h). kernel-interfaces.md §2.
+// include/uapi/linux/inet_diag.h). docs/kernel-sources.md §3.
 //
 // The decoder is a layout table read at fixed offsets, never an object built per socket: the sock_diag
 // source keeps the attribute's offset and length and reads a field only when someone asks for it.

@@ -1,5 +1,5 @@
 // Where is ovs-vswitchd's unixctl socket? The same rules as `ovs-appctl -t ovs-vswitchd`
-// (connect_to_target() in utilities/ovs-appctl.c), kernel-interfaces.md §6.2:
+// (connect_to_target() in utilities/ovs-appctl.c), docs/kernel-sources.md §7.2:
 //   <rundir>/ovs-vswitchd.pid holds the pid  ->  socket <rundir>/ovs-vswitchd.<pid>.ctl
 // Run directories, in order: --ovs.rundir (only that one when given), then $OVS_RUNDIR, /run/openvswitch,
 // /var/run/openvswitch. An explicit --ovs.unixctl path (a daemon started with --unixctl=PATH) wins over all.

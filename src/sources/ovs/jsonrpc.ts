@@ -1,5 +1,5 @@
 // JSON-RPC 1.0 framing as ovs-vswitchd's unixctl server speaks it (lib/jsonrpc.c, lib/unixctl.c).
-// kernel-interfaces.md §6.2.
+// docs/kernel-sources.md §7.2.
 //
 // Messages on the stream socket have NO delimiter: one JSON value follows another ("}{"), possibly split
 // across reads, possibly several in one read. JsonStreamSplitter finds where each top-level value ends by

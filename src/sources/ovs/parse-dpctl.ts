@@ -1,4 +1,4 @@
-// Parser for `dpctl/show [-s]` (show_dpif() in lib/dpctl.c). kernel-interfaces.md §6.3. Pure.
+// Parser for `dpctl/show [-s]` (show_dpif() in lib/dpctl.c). docs/kernel-sources.md §7.3. Pure.
 //
 //   <type>@<name>:
 //     lookups: hit:<u64> missed:<u64> lost:<u64>

@@ -1,4 +1,4 @@
-// Parser for the userspace datapath's per-thread statistics. Pure. kernel-interfaces.md §6.3.
+// Parser for the userspace datapath's per-thread statistics. Pure. docs/kernel-sources.md §7.3.
 //
 // Two formats, parsed by label so either works (and an OVS that mixes them):
 //

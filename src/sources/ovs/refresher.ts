@@ -1,5 +1,5 @@
 // Background refresh: OVS is read every --ovs.refresh-interval and a scrape only reads the latest
-// snapshot, so a slow or hung ovs-vswitchd never delays /metrics (style.md §4). Reads never overlap: the
+// snapshot, so a slow or hung ovs-vswitchd never delays /metrics. Reads never overlap: the
 // next one is scheduled when the previous finished (at the interval's cadence when reads are fast).
 
 import type { OvsReader, OvsSnapshot } from './snapshot';

@@ -1,5 +1,5 @@
 // A unixctl client for ovs-vswitchd: JSON-RPC over its control socket, spoken directly (no ovs-appctl
-// process). kernel-interfaces.md §6.2.
+// process). docs/kernel-sources.md §7.2.
 //
 // - One request at a time per connection (calls are queued), like ovs-appctl.
 // - Every call has a deadline; a call that misses it drops the connection (the stream may still carry the

@@ -1,4 +1,4 @@
-// Interrupts of network devices: /proc/interrupts, /proc/irq/N/ and /sys/kernel/irq/N/, kernel-interfaces.md §8.4.
+// Interrupts of network devices: /proc/interrupts, /proc/irq/N/ and /sys/kernel/irq/N/, docs/kernel-sources.md §8.4.
 //
 // Per IRQ the cheapest complete source is /sys/kernel/irq/N/ (CONFIG_SPARSE_IRQ): `actions` (the handler
 // names) and `per_cpu_count` (one count per *possible* CPU, in possible-CPU order). Reading those for a
@@ -169,7 +169,7 @@ export async function readProcInterrupts(procfs: string): Promise<ProcInterrupts
 export type IrqQueueRole = 'rx' | 'tx' | 'combined' | 'other';
 
 /**
- * Which queue an interrupt serves, from its handler name (driver conventions, §8.4 item 3). Pure.
+ * Which queue an interrupt serves, from its handler name (driver conventions, docs/kernel-sources.md §8.4). Pure.
  *   virtio_net   virtioN-input.Q (rx) / virtioN-output.Q (tx) / virtioN-config
  *   ixgbe, igb, bnxt, i40e, ice, ena  [drv-]DEV-TxRx-Q / DEV-Tx-Rx-Q (combined), DEV-rx-Q, DEV-tx-Q
  *   mlx5         mlx5_comp<Q>@pci:<bdf> (combined), mlx5_async..., mlx5_ctrl... (other)

@@ -1,5 +1,5 @@
 // /proc/net/netstat (TcpExt, IpExt, MPTcpExt) and /proc/net/snmp (Ip, Icmp, Tcp, Udp, ...).
-// kernel-interfaces.md §8.8. Both are pairs of lines:
+// docs/kernel-sources.md §8.7. Both are pairs of lines:
 //   TcpExt: SyncookiesSent SyncookiesRecv ...
 //   TcpExt: 0 0 ...
 // The set and order of names change between kernels, so values are zipped by name, never by position.

@@ -1,4 +1,4 @@
-// /proc/softirqs (fs/proc/softirqs.c). kernel-interfaces.md §8.2.
+// /proc/softirqs (fs/proc/softirqs.c). docs/kernel-sources.md §8.2.
 //
 //                     CPU0       CPU1        <- one column per *possible* CPU
 //           HI:          0          0

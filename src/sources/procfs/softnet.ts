@@ -1,4 +1,4 @@
-// /proc/net/softnet_stat (softnet_seq_show(), net/core/net-procfs.c). kernel-interfaces.md §8.1.
+// /proc/net/softnet_stat (softnet_seq_show(), net/core/net-procfs.c). docs/kernel-sources.md §8.1.
 //
 // One line per online CPU, every column %08x (hex u32, wrapping). Columns by position (1-based):
 //   1 processed, 2 dropped, 3 time_squeeze, 4-8 zero, 9 cpu_collision (0 since 4.x),

@@ -1,4 +1,4 @@
-// Per-CPU time from /proc/stat (fs/proc/stat.c). kernel-interfaces.md §8.3.
+// Per-CPU time from /proc/stat (fs/proc/stat.c). docs/kernel-sources.md §8.3.
 //
 //   cpu  <total...>
 //   cpu0 user nice system idle iowait irq softirq steal guest guest_nice   (USER_HZ ticks)

@@ -1,4 +1,4 @@
-// Sysctls under /proc/sys (kernel-interfaces.md §8.7). A value is either a list of integers
+// Sysctls under /proc/sys (docs/kernel-sources.md §8.6). A value is either a list of integers
 // ("4096 131072 6291456", "1") or a string ("bbr", "reno cubic bbr"). Network sysctls are per network
 // namespace: the values are those of the namespace the exporter runs in.
 

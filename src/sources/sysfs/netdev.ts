@@ -1,4 +1,4 @@
-// Network device attributes from /sys/class/net/DEV (net/core/net-sysfs.c), kernel-interfaces.md §8.5–8.6.
+// Network device attributes from /sys/class/net/DEV (net/core/net-sysfs.c), docs/kernel-sources.md §8.5.
 //
 // Pure parsers first (text → values), then the readers at the edge. Absent attributes are undefined, never
 // 0: a file that does not exist (older kernel, no such feature), or that the kernel refuses to read in the
@@ -422,7 +422,7 @@ const PCI_BDF_RE = /^[0-9a-f]{4,}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
 
 /**
  * The bus device that owns a network device's interrupts and its MSI/MSI-X vectors (msi_irqs/, one entry
- * per vector), kernel-interfaces.md §8.4. Starts at the realpath of DEV/device; if that is not itself a
+ * per vector), docs/kernel-sources.md §8.4. Starts at the realpath of DEV/device; if that is not itself a
  * PCI function (virtio: virtioN), walks up to the nearest PCI function and stops there, so the MSI vectors
  * of an upstream bridge or root port are never attributed to the NIC. undefined for devices without a bus
  * device (virtual devices); msiIrqs is empty for legacy INTx or platform devices.

@@ -12,7 +12,7 @@ import { MBIT, SIG, skmem, synthSeries } from './synth';
 
 const at = (t: number, p: Partial<FlowSample>): FlowSample => ({ t, sndMss: 1448, ...p });
 
-describe('sampledState on the lab-recipe §3.1 signatures', () => {
+describe('sampledState on the lab signatures (lab/README.md, "What the lab shows")', () => {
   const cases: Array<[string, string]> = [
     ['base', 'cwnd'], // unacked 1007 / cwnd 1015
     // OVS, BBR at 1.1 Gbit/s: 44 segments of room, less than one 64 KiB TSO skb (45): the cwnd holds it
@@ -26,7 +26,7 @@ describe('sampledState on the lab-recipe §3.1 signatures', () => {
     ['bneck', 'cwnd'], // 78/78
     ['bneck_bbr', 'cwnd'], // in_flight 178-69-2+2 = 109 > cwnd 98
     ['loss', 'cwnd'], // 10/10
-    ['local_tbf', 'tsq'], // lab-recipe §3.2: skmem t at the small-queue limit
+    ['local_tbf', 'tsq'], // a tbf on the sender's own device: skmem t at the small-queue limit
   ];
   it.each(cases)('%s -> %s', (name, want) => {
     expect(sampledState(at(0, SIG[name]))).toBe(want);

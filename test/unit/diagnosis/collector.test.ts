@@ -7,28 +7,14 @@ import { allFlags } from '../../../src/exporter';
 import { Registry } from '../../../src/collectors/registry';
 import { ALL_COLLECTORS } from '../../../src/collectors';
 import { DIAGNOSIS_METRICS, DiagnosisCollector, FlowIdentities, diagnosisCollector, samplerFromRegistry } from '../../../src/collectors/diagnosis';
-import type { SockView } from '../../../src/sources/netlink/sockdiag';
 import { DEFAULT_SAMPLER_OPTIONS, Sampler } from '../../../src/diagnosis/sampler';
 import { REASONS } from '../../../src/diagnosis/types';
 import { nullLogger } from '../../../src/core/log';
 import { promtoolAvailable, promtoolCheckMetrics } from '../../support/promtool';
-import { FakeClock, FakeFlows, FakeNode, tickN } from './fakes';
+import { FakeClock, FakeFlows, FakeNode, fakeListeners, tickN } from './fakes';
 import { SIG } from './synth';
 
-/** A LISTEN dump that reports listeners on these ports (only state and sport are read). */
-function listeners(...ports: number[]) {
-  const dumper = {
-    dumps: 0,
-    async dump(_plans: unknown, _ext: number, onSocket: (v: SockView) => void) {
-      dumper.dumps++;
-      for (const sport of ports) onSocket({ state: 10, sport } as unknown as SockView);
-      return { sockets: ports.length, interrupted: false, datagrams: 1 };
-    },
-  };
-  return dumper;
-}
-
-async function collectorWithFlow(listening = listeners()) {
+async function collectorWithFlow(listening = fakeListeners()) {
   const clock = new FakeClock();
   const flows = new FakeFlows();
   flows.flows.set(40000, { bytes: 0, watched: true, cookie: '1', sig: SIG.bneck, rate: 25e6 });
@@ -68,7 +54,7 @@ describe('diagnosis collector', () => {
   });
 
   it('labels a flow with its identity, decided once: a listener on the local port makes it a server', async () => {
-    const l = listeners(40000);
+    const l = fakeListeners(40000);
     const c = await collectorWithFlow(l);
     for (let i = 0; i < 3; i++) {
       const out = new Emitter();

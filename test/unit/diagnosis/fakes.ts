@@ -70,3 +70,16 @@ export class FakeNode implements NodeSource {
   close = () => undefined;
 }
 
+
+/** A LISTEN dump for the diagnosis collector's FlowIdentities that reports listeners on these ports. */
+export function fakeListeners(...ports: number[]) {
+  const dumper = {
+    dumps: 0,
+    async dump(_plans: unknown, _ext: number, onSocket: (v: import('../../../src/sources/netlink/sockdiag').SockView) => void) {
+      dumper.dumps++;
+      for (const sport of ports) onSocket({ state: 10, sport } as unknown as import('../../../src/sources/netlink/sockdiag').SockView);
+      return { sockets: ports.length, interrupted: false, datagrams: 1 };
+    },
+  };
+  return dumper;
+}

@@ -6,7 +6,7 @@ describe('renderVerdict', () => {
   const v = diagnose({ sender: { flow: synthFlow(SIG.pace_cubic, { goodputBps: 100 * MBIT }), nodeSummary: node() } });
   const text = renderVerdict(v, { senderLabel: 'this node' });
 
-  it('draws every hop of the seed path in order, with its status', () => {
+  it('draws every hop of the path in order, with its status', () => {
     const order = ['sender socket', 'sender TCP', 'qdisc / internal port', 'OVS (sender)', 'NIC TX', 'link', 'NIC RX / RX CPU', 'OVS (receiver)', 'internal port (receiver)', 'receiver TCP', 'receiver socket'];
     let at = -1;
     for (const h of order) {

@@ -1,5 +1,5 @@
 // Synthetic flows and nodes for the diagnosis unit tests. The flow signatures are the sender-side `ss`
-// samples of lab-recipe §3.1 (OVS userspace topology, t = 4 s); the generator adds what ss shows as
+// samples measured on the lab's OVS userspace topology (lab/README.md; `ss -tinm` at t = 4 s); the generator adds what ss shows as
 // cumulative counters (busy, rwnd_limited, sndbuf_limited, bytes_*) at a chosen rate, quantised to
 // jiffies (HZ = 250) as the kernel does.
 
@@ -14,7 +14,7 @@ export function skmem(p: Partial<SkMem>): SkMem {
   return { rmemAlloc: 0, rcvbuf: 131072, wmemAlloc: 0, sndbuf: 4194304, fwdAlloc: 0, wmemQueued: 0, optmem: 0, backlog: 0, drops: 0, ...p };
 }
 
-/** The §3.1 signatures as single samples (only what ss printed; the rest is the generator's). */
+/** The lab signatures as single samples (only what ss printed; the rest is the generator's). */
 export const SIG: Record<string, Partial<FlowSample>> = {
   base: { cc: 'cubic', rtt: 14064, minRtt: 130, cwnd: 1015, ssthresh: 760, pacingRate: 1003221840 / 8, deliveryRate: 819967904 / 8, unacked: 1007, notsentBytes: 1656416, sndWnd: 5328896, skmem: skmem({ wmemQueued: 3155320, sndbuf: 4194304 }) },
   base_bbr: { cc: 'bbr', rtt: 1780, minRtt: 150, cwnd: 210, pacingRate: 1128283712 / 8, deliveryRate: 931580416 / 8, unacked: 166, notsentBytes: 2938904, sndWnd: 6e6, bbr: { bw: 1139680512 / 8, minRtt: 150, pacingGain: 1, cwndGain: 2 }, skmem: skmem({ wmemQueued: 3e6 }) },
@@ -28,7 +28,7 @@ export const SIG: Record<string, Partial<FlowSample>> = {
   bneck: { cc: 'cubic', rtt: 3050, minRtt: 130, cwnd: 78, ssthresh: 69, pacingRate: 355452160 / 8, deliveryRate: 209075592 / 8, unacked: 78, notsentBytes: 351864, sndWnd: 3e6, skmem: skmem({ wmemQueued: 500000 }) },
   bneck_bbr: { cc: 'bbr', rtt: 5459, minRtt: 140, cwnd: 98, pacingRate: 213605656 / 8, deliveryRate: 190396472 / 8, unacked: 178, retrans: 2, lost: 2, sacked: 69, notsentBytes: 592232, sndWnd: 3e6, bbr: { bw: 215763288 / 8, minRtt: 140, pacingGain: 1, cwndGain: 2 }, skmem: skmem({ wmemQueued: 800000 }) },
   loss: { cc: 'cubic', rtt: 477, minRtt: 300, cwnd: 10, ssthresh: 9, pacingRate: 290963888 / 8, deliveryRate: 235926680 / 8, unacked: 10, notsentBytes: 154936, sndWnd: 3e6, skmem: skmem({ wmemQueued: 170000 }) },
-  // lab-recipe §3.2: tbf on the sender's own eth0 (a local qdisc): TSQ back-pressure, unacked < cwnd.
+  // A tbf on the sender's own eth0 (veth topology) (a local qdisc): TSQ back-pressure, unacked < cwnd.
   local_tbf: { cc: 'cubic', rtt: 4500, minRtt: 60, cwnd: 150, pacingRate: 30e6, deliveryRate: 200 * MBIT, unacked: 66, notsentBytes: 1.8e6, sndWnd: 3e6, skmem: skmem({ wmemAlloc: 140000, wmemQueued: 1.9e6 }) },
 };
 
