@@ -146,8 +146,11 @@ export function rulesDefined(dir = RULES_DIR): { records: Set<string>; alerts: S
       const p = path.join(d, e.name);
       if (e.isDirectory()) walk(p);
       else if (/\.ya?ml$/.test(e.name)) {
+        // Rule files only (top-level `groups:`): prometheus/ also holds example configs and promtool tests.
+        const text = fs.readFileSync(p, 'utf8');
+        if (!/^groups:/m.test(text)) continue;
         files.push(p);
-        for (const line of fs.readFileSync(p, 'utf8').split('\n')) {
+        for (const line of text.split('\n')) {
           const r = /^\s*(?:-\s+)?record:\s*['"]?([a-zA-Z_:][a-zA-Z0-9_:]*)['"]?\s*$/.exec(line);
           if (r) records.add(r[1]);
           const a = /^\s*(?:-\s+)?alert:\s*['"]?([a-zA-Z_][a-zA-Z0-9_]*)['"]?\s*$/.exec(line);
