@@ -4,7 +4,7 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import * as dash from '@grafana/grafana-foundation-sdk/dashboard';
 import {
-  ALERT_PREFIX, ALERT_THRESHOLDS as T, RULES, RULE_WINDOW, UID, alertAnnotation, badAbove, baseDashboard, datasourceVariable, linkTo, queryVariable,
+  ALERT_PREFIX, ALERT_THRESHOLDS as T, RULES, RULE_WINDOW, UID, alertAnnotation, badAbove, barGauge, baseDashboard, datasourceVariable, linkTo, queryVariable,
   pct, rec, statPanel, tablePanel, timeSeries,
 } from './common';
 
@@ -74,6 +74,19 @@ export function fleetDashboard(): dashboard.DashboardBuilder {
         queries: [{ expr: `count(flowpath_scrape_collector_success{${N}} == 0) or vector(0)`, instant: true }],
         thresholds: badAbove(1, 1),
         width: 6,
+      }),
+    )
+    .withPanel(
+      barGauge({
+        title: 'What limits each node now',
+        description: `Per node, the share of its sampled flows' time over the last ${RULE_WINDOW} held by each limit (pacing, pacing_capped, cwnd, rwnd, sndbuf, tsq; app and idle, where the application offered nothing, are left out). A long bar names the node and the reason: from ${pct(T.pacingLimitedShare)} pacing or rwnd, that limit, not the network, sets the node's throughput (the flow alerts fire at that share per flow identity).`,
+        unit: 'percentunit',
+        queries: [{ expr: rec(RULES.nodeLimitedShare, `${N}, reason!~"app|idle"`), legend: '{{instance}} {{reason}}' }],
+        thresholds: badAbove(0.2, T.pacingLimitedShare),
+        min: 0,
+        max: 1,
+        width: 24,
+        height: 6,
       }),
     )
     .withPanel(

@@ -77,7 +77,7 @@ describe('Grafana dashboards', () => {
       RULES.cpuSoftnetDrops, RULES.cpuTimeSqueeze, RULES.datapathHits, RULES.datapathLost, RULES.datapathMasksPerPacket,
       RULES.datapathMisses, RULES.deviceRxDropped, RULES.deviceRxErrors, RULES.deviceRxOverflow, RULES.deviceTxDropped,
       RULES.deviceTxErrors, RULES.flowAcked, RULES.flowLinkSpeed, RULES.identityAcked, RULES.identityLimitedShare,
-      RULES.identityPacingShare, RULES.identityRetransmits,
+      RULES.identityPacingShare, RULES.identityRetransmits, RULES.nodeLimitedShare,
     ].sort());
     // No query aggregates a rate that a rule already records at a level it could use.
     const simple = simpleRateRules(recordingGroups(DEFAULT_CONFIG).flatMap((g) => g.rules), DEFAULT_CONFIG.selector, DEFAULT_CONFIG.rateWindow, DEFAULT_CONFIG.groupLabels);
