@@ -10,6 +10,8 @@ import * as prometheus from '@grafana/grafana-foundation-sdk/prometheus';
 import * as stat from '@grafana/grafana-foundation-sdk/stat';
 import * as table from '@grafana/grafana-foundation-sdk/table';
 import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
+import { DEFAULT_CONFIG } from '../mixin/config';
+import { recordNames } from '../mixin/rules';
 
 /** Every panel and variable queries the datasource picked in the `datasource` variable. */
 export const DS: common.DataSourceRef = { type: 'prometheus', uid: '${datasource}' };
@@ -18,6 +20,23 @@ export const PROVISIONED_DS_UID = 'prometheus';
 
 export const UID = { fleet: 'flowpath-fleet', flow: 'flowpath-flow-path', node: 'flowpath-node-path' } as const;
 export const TAG = 'flowpath';
+
+/**
+ * The recording rules of prometheus/rules.yml (generated from src/mixin), by name. A panel that shows what
+ * a rule records queries the rule, so the dashboards, the alerts and Prometheus agree on one number and a
+ * renamed rule fails the build here instead of leaving a blank panel. The names follow the default
+ * config (rate window 5m); with `flowpath rules --config` changing the window, regenerate both.
+ */
+export const RULES = recordNames(DEFAULT_CONFIG);
+/** The rules' rate window: a raw rate drawn next to a recorded one uses it, so the two lines compare. */
+export const RULE_WINDOW = DEFAULT_CONFIG.rateWindow;
+/** The alerts' thresholds (src/mixin): a panel showing what an alert judges turns red where the alert fires. */
+export const ALERT_THRESHOLDS = DEFAULT_CONFIG.thresholds;
+/** 0.5 -> "50 %". */
+export const pct = (x: number): string => `${Math.round(x * 1000) / 10} %`;
+
+/** A recorded series narrowed by label matchers (without braces). */
+export const rec = (name: string, sel: string): string => `${name}{${sel}}`;
 
 /** Alerts of the flowpath rules (prometheus/): their names all start with this. */
 export const ALERT_PREFIX = 'Flowpath';
@@ -155,7 +174,8 @@ export interface TableOptions extends PanelCommon {
   /** Columns to hide (Time, __name__, job, ...) and to rename. */
   hide?: readonly string[];
   rename?: Readonly<Record<string, string>>;
-  /** Per-column overrides: unit, gauge cells, thresholds. */
+  /** Per-column overrides: unit, gauge cells, thresholds. A column is named as shown (after `rename`): Grafana
+   *  matches overrides by the display name the transformations leave; a name `rename` maps is mapped too. */
   columns?: ReadonlyArray<{ name: string; unit?: string; thresholds?: Steps; gauge?: boolean; max?: number }>;
   sortBy?: { field: string; desc: boolean };
 }
@@ -177,7 +197,7 @@ export function tablePanel(o: TableOptions): table.PanelBuilder {
     if (c.max !== undefined) props.push({ id: 'max', value: c.max });
     if (c.gauge) props.push({ id: 'custom.cellOptions', value: { type: 'gauge', mode: 'basic' } });
     else if (c.thresholds) props.push({ id: 'custom.cellOptions', value: { type: 'color-text' } });
-    p.overrideByName(c.name, props);
+    p.overrideByName(o.rename?.[c.name] ?? c.name, props);
   }
   if (o.sortBy) p.sortBy([new common.TableSortByFieldStateBuilder().displayName(o.sortBy.field).desc(o.sortBy.desc)]);
   if (o.links) p.dataLinks(o.links);

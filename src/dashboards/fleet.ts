@@ -4,8 +4,8 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import * as dash from '@grafana/grafana-foundation-sdk/dashboard';
 import {
-  ALERT_PREFIX, UID, alertAnnotation, badAbove, baseDashboard, datasourceVariable, linkTo, queryVariable, statPanel,
-  tablePanel, timeSeries,
+  ALERT_PREFIX, ALERT_THRESHOLDS as T, RULES, RULE_WINDOW, UID, alertAnnotation, badAbove, barGauge, baseDashboard, datasourceVariable, linkTo, queryVariable,
+  pct, rec, statPanel, tablePanel, timeSeries,
 } from './common';
 
 /** A flow's identity across runs (the ephemeral port changes; these do not). */
@@ -21,11 +21,10 @@ const toFlow = linkTo('Flow path of this flow identity', UID.flow, {
 });
 const toNode = linkTo('Node path of this node', UID.node, { node: '${__data.fields.instance}' });
 
-const limited = (sel: string, win: string, offset = '') => `rate(flowpath_flow_limited_seconds_total{${sel}}[${win}]${offset})`;
-/** Share of a flow identity's wall time held by `reasons` (regexp) over `win`. */
-const shareOf = (reasons: string, win: string, offset = '') =>
-  `sum by (${IDENTITY}) (${limited(`${N}, reason=~"${reasons}"`, win, offset)})` +
-  ` / sum by (${IDENTITY}) (${limited(N, win, offset)})`;
+const limited = (sel: string, win: string) => `rate(flowpath_flow_limited_seconds_total{${sel}}[${win}])`;
+/** The recorded pacing-limited share of each flow identity (the number the pacing alerts judge). */
+const pacingShare = rec(RULES.identityPacingShare, N);
+const bucketAcked = rec(RULES.bucketAcked, N);
 
 export function fleetDashboard(): dashboard.DashboardBuilder {
   return baseDashboard(
@@ -78,6 +77,19 @@ export function fleetDashboard(): dashboard.DashboardBuilder {
       }),
     )
     .withPanel(
+      barGauge({
+        title: 'What limits each node now',
+        description: `Per node, the share of its sampled flows' time over the last ${RULE_WINDOW} held by each limit (pacing, pacing_capped, cwnd, rwnd, sndbuf, tsq; app and idle, where the application offered nothing, are left out). A long bar names the node and the reason: from ${pct(T.pacingLimitedShare)} pacing or rwnd, that limit, not the network, sets the node's throughput (the flow alerts fire at that share per flow identity).`,
+        unit: 'percentunit',
+        queries: [{ expr: rec(RULES.nodeLimitedShare, `${N}, reason!~"app|idle"`), legend: '{{instance}} {{reason}}' }],
+        thresholds: badAbove(0.2, T.pacingLimitedShare),
+        min: 0,
+        max: 1,
+        width: 24,
+        height: 6,
+      }),
+    )
+    .withPanel(
       timeSeries({
         title: 'What holds the sampled flows (stacked)',
         description: 'rate() of flowpath_flow_limited_seconds_total summed by reason: how many sampled flows each reason holds on average (the stack is the number of sampled flows). pacing, pacing_capped, cwnd, rwnd, sndbuf and tsq are limits; app and idle mean the application did not offer more data. A growing pacing or rwnd band is the fleet-wide signature of the seed problem.',
@@ -93,14 +105,8 @@ export function fleetDashboard(): dashboard.DashboardBuilder {
         description: 'For all selected flows, not only sampled ones: the kernel chronographs rwnd-limited and sndbuf-limited as a share of busy time, per node and service port bucket. Above ~20 % the receiver window or the sender buffer caps throughput: raise tcp_rmem / tcp_wmem maxima or the application buffer sizes.',
         unit: 'percentunit',
         queries: [
-          {
-            expr: `sum by (instance, service_port, role) (rate(flowpath_flows_rwnd_limited_seconds_total{${N}}[${RI}])) / sum by (instance, service_port, role) (rate(flowpath_flows_busy_seconds_total{${N}}[${RI}]))`,
-            legend: 'rwnd {{instance}} {{role}} :{{service_port}}',
-          },
-          {
-            expr: `sum by (instance, service_port, role) (rate(flowpath_flows_sndbuf_limited_seconds_total{${N}}[${RI}])) / sum by (instance, service_port, role) (rate(flowpath_flows_busy_seconds_total{${N}}[${RI}]))`,
-            legend: 'sndbuf {{instance}} {{role}} :{{service_port}}',
-          },
+          { expr: rec(RULES.bucketRwndShare, N), legend: 'rwnd {{instance}} {{role}} :{{service_port}}' },
+          { expr: rec(RULES.bucketSndbufShare, N), legend: 'sndbuf {{instance}} {{role}} :{{service_port}}' },
         ],
         thresholds: badAbove(0.2, 0.5),
         min: 0,
@@ -122,10 +128,10 @@ export function fleetDashboard(): dashboard.DashboardBuilder {
     .withPanel(
       tablePanel({
         title: 'Top pacing-limited flow identities',
-        description: 'Share of wall time each flow identity spent held by pacing (pacing + pacing_capped), highest first. Above 50 %: the pacing rate, not the network, sets the throughput; pacing_capped means SO_MAX_PACING_RATE or an fq maxrate, pacing means the congestion control paced below what the link carries. Click a row for its Flow path.',
+        description: `Share of wall time each flow identity spent held by pacing (pacing + pacing_capped) over the last ${RULE_WINDOW}, highest first. From ${pct(T.pacingLimitedShare)} (orange; the pacing-limited alert's threshold): the pacing rate, not the network, sets the throughput; pacing_capped means SO_MAX_PACING_RATE or an fq maxrate, pacing means the congestion control paced below what the link carries. Click a row for its Flow path.`,
         unit: 'percentunit',
-        queries: [{ expr: `topk(10, ${shareOf('pacing|pacing_capped', RI)})` }],
-        columns: [{ name: 'Value', unit: 'percentunit', thresholds: badAbove(0.5, 0.8), gauge: true, max: 1 }],
+        queries: [{ expr: `topk(10, ${pacingShare})` }],
+        columns: [{ name: 'Value', unit: 'percentunit', thresholds: badAbove(T.pacingLimitedShare, 0.8), gauge: true, max: 1 }],
         rename: { Value: 'pacing-limited share' },
         sortBy: { field: 'pacing-limited share', desc: true },
         links: [toFlow],
@@ -137,7 +143,7 @@ export function fleetDashboard(): dashboard.DashboardBuilder {
         title: 'Goodput by node and service port',
         description: 'Bytes acknowledged per second over every selected flow, per node, role and service port bucket (flowpath_flows_acked_bytes_total). A drop with unchanged offered load is a regression; compare with the day-earlier table below.',
         unit: 'Bps',
-        queries: [{ expr: `sum by (instance, service_port, role) (rate(flowpath_flows_acked_bytes_total{${N}}[${RI}]))`, legend: '{{instance}} {{role}} :{{service_port}}' }],
+        queries: [{ expr: bucketAcked, legend: '{{instance}} {{role}} :{{service_port}}' }],
         width: 12,
       }),
     )
@@ -147,8 +153,8 @@ export function fleetDashboard(): dashboard.DashboardBuilder {
         description: 'Retransmitted segments per second over every selected flow, and those the peer reported as duplicates (DSACK, i.e. spurious). Retransmits that are mostly spurious point at reordering or a too-short RTO, not loss; real loss with rising retransmits points at drops on the path (NIC, qdisc, softnet, OVS: see Node path).',
         unit: 'pps',
         queries: [
-          { expr: `sum by (instance) (rate(flowpath_flows_retransmitted_packets_total{${N}}[${RI}]))`, legend: 'retransmitted {{instance}}' },
-          { expr: `sum by (instance) (rate(flowpath_flows_dsack_dups_total{${N}}[${RI}]))`, legend: 'spurious {{instance}}' },
+          { expr: `sum by (instance) (${rec(RULES.bucketRetransmits, N)})`, legend: 'retransmitted {{instance}}' },
+          { expr: `sum by (instance) (rate(flowpath_flows_dsack_dups_total{${N}}[${RULE_WINDOW}]))`, legend: 'spurious {{instance}}' },
         ],
         width: 12,
       }),
@@ -157,10 +163,10 @@ export function fleetDashboard(): dashboard.DashboardBuilder {
     .withPanel(
       tablePanel({
         title: 'Pacing-limited share: now vs a day earlier',
-        description: 'Change of the pacing-limited share of each flow identity over the last hour against the same hour a day earlier (percentage points). Above +20 points: something made the flow pace more (a new SO_MAX_PACING_RATE, an fq maxrate, a congestion-control or kernel change). Needs a day of history.',
+        description: `Change of the pacing-limited share of each flow identity over the last ${RULE_WINDOW} against the same ${RULE_WINDOW} a day earlier (percentage points; the comparison the pacing regression alert makes). From +${pct(T.pacingRegressionIncrease).replace(' %', '')} points (red; the regression alert's threshold): something made the flow pace more (a new SO_MAX_PACING_RATE, an fq maxrate, a congestion-control or kernel change). Needs a day of history.`,
         unit: 'percentunit',
-        queries: [{ expr: `(${shareOf('pacing|pacing_capped', '1h')}) - (${shareOf('pacing|pacing_capped', '1h', ' offset 1d')})` }],
-        columns: [{ name: 'Value', unit: 'percentunit', thresholds: badAbove(0.1, 0.2) }],
+        queries: [{ expr: `${pacingShare} - ${pacingShare} offset 1d` }],
+        columns: [{ name: 'Value', unit: 'percentunit', thresholds: badAbove(T.pacingRegressionIncrease / 2, T.pacingRegressionIncrease) }],
         rename: { Value: 'change' },
         sortBy: { field: 'change', desc: true },
         links: [toFlow],
@@ -170,13 +176,9 @@ export function fleetDashboard(): dashboard.DashboardBuilder {
     .withPanel(
       tablePanel({
         title: 'Goodput now vs a day earlier',
-        description: 'Goodput of each node, role and service port bucket over the last hour divided by the same hour a day earlier. Below 0.8 (red below 0.5): the same service moves less data than yesterday; open the node or flow to see which hop changed. Needs a day of history.',
+        description: `Goodput of each node, role and service port bucket over the last ${RULE_WINDOW} divided by the same ${RULE_WINDOW} a day earlier. Below 0.8 (red below 0.5): the same service moves less data than yesterday; open the node or flow to see which hop changed. Needs a day of history.`,
         unit: 'percentunit',
-        queries: [
-          {
-            expr: `sum by (instance, service_port, role) (rate(flowpath_flows_acked_bytes_total{${N}}[1h])) / sum by (instance, service_port, role) (rate(flowpath_flows_acked_bytes_total{${N}}[1h] offset 1d))`,
-          },
-        ],
+        queries: [{ expr: `${bucketAcked} / ${bucketAcked} offset 1d` }],
         columns: [{ name: 'Value', unit: 'percentunit', thresholds: [[null, 'red'], [0.5, 'orange'], [0.8, 'green']] }],
         rename: { Value: 'now / day earlier' },
         sortBy: { field: 'now / day earlier', desc: false },

@@ -8,15 +8,19 @@ import * as dash from '@grafana/grafana-foundation-sdk/dashboard';
 import * as common from '@grafana/grafana-foundation-sdk/common';
 import { HOPS, HOP_TITLES, type Hop } from '../diagnosis/types';
 import {
-  UID, alertAnnotation, baseDashboard, datasourceVariable, linkTo, queryVariable, statPanel, tablePanel,
-  timeSeries, valueText,
+  RULES, RULE_WINDOW, UID, alertAnnotation, baseDashboard, datasourceVariable, linkTo, queryVariable, rec, statPanel,
+  tablePanel, timeSeries, valueText,
 } from './common';
 
 /** This node's view of the flow identity. */
 export const THIS = 'instance="$node", peer_ip="$peer", service_port="$service_port", role="$role"';
 /** The peer's view: the same identity with local and peer swapped, on any instance. */
 export const PEER = 'local_ip="$peer", peer_ip="$local_ip", service_port="$service_port", role!="$role"';
-const RI = '$__rate_interval';
+/**
+ * The peer's flow identity, for the recording rules kept by identity (they drop local_ip, so the peer's
+ * instance, found by the hidden `peer_instance` variable, takes its place).
+ */
+export const PEER_IDENTITY = 'instance="$peer_instance", peer_ip="$local_ip", service_port="$service_port", role!="$role"';
 
 /** What it means when the verdict names this hop (shown as the cell's description). */
 const HOP_MEANING: Record<Hop, string> = {
@@ -59,33 +63,27 @@ function hopCell(hop: Hop): ReturnType<typeof statPanel> {
   });
 }
 
-type Side = { name: string; sel: string };
+/** One side of the flow: `sel` selects its connections, `identity` its flow identity (for the rules kept by identity). */
+type Side = { name: string; sel: string; identity: string };
 const SIDES: readonly Side[] = [
-  { name: 'this node ($node)', sel: THIS },
-  { name: 'peer ($peer)', sel: PEER },
+  { name: 'this node ($node)', sel: THIS, identity: THIS },
+  { name: 'peer ($peer)', sel: PEER, identity: PEER_IDENTITY },
 ];
-
-/** The flow's link speed: its local device's speed, else the fastest physical NIC of the same instance. */
-function linkSpeed(sel: string): string {
-  const dev = `max by (instance, device) (label_replace(flowpath_flow_info{${sel}}, "device", "$1", "local_device", "(.+)"))`;
-  const phys = `flowpath_nic_speed_bytes_per_second * on(instance, device) group_left() flowpath_nic_info{class="physical"}`;
-  return `max(flowpath_nic_speed_bytes_per_second * on(instance, device) group_left() ${dev}) or max((${phys}) and on(instance) flowpath_flow_info{${sel}})`;
-}
 
 function sidePanels(s: Side): Array<ReturnType<typeof timeSeries>> {
   const w = 12;
   return [
     timeSeries({
       title: `Goodput, pacing, delivery rate and link speed: ${s.name}`,
-      description: 'Goodput (bytes acknowledged per second; on the receiving side: bytes received) against the pacing rate TCP computes, the SO_MAX_PACING_RATE cap, the latest delivery-rate sample and the link speed. Goodput well under the link speed while it sits on the pacing cap = pacing-capped; on the pacing rate with a delivery rate above it = pacing-limited; delivery rate at the link speed = the link is full.',
+      description: `Goodput (bytes acknowledged per second over ${RULE_WINDOW}; on the receiving side: bytes received) against the pacing rate TCP computes, the SO_MAX_PACING_RATE cap, the latest delivery-rate sample and the link speed (of the device holding the flow's address when it is a real link, else the node's fastest link, as the rules record it). Goodput well under the link speed while it sits on the pacing cap = pacing-capped; on the pacing rate with a delivery rate above it = pacing-limited; delivery rate at the link speed = the link is full.`,
       unit: 'Bps',
       queries: [
-        { expr: `sum(rate(flowpath_flow_acked_bytes_total{${s.sel}}[${RI}]))`, legend: 'goodput (acked)' },
-        { expr: `sum(rate(flowpath_flow_received_bytes_total{${s.sel}}[${RI}]))`, legend: 'received' },
+        { expr: `sum(${rec(RULES.flowAcked, s.sel)})`, legend: 'goodput (acked)' },
+        { expr: `sum(rate(flowpath_flow_received_bytes_total{${s.sel}}[${RULE_WINDOW}]))`, legend: 'received' },
         { expr: `max by (local_port) (flowpath_flow_pacing_rate_bytes_per_second{${s.sel}})`, legend: 'pacing rate :{{local_port}}' },
         { expr: `max by (local_port) (flowpath_flow_max_pacing_rate_bytes_per_second{${s.sel}})`, legend: 'pacing cap :{{local_port}}' },
         { expr: `max by (local_port) (flowpath_flow_delivery_rate_bytes_per_second{${s.sel}})`, legend: 'delivery rate :{{local_port}}' },
-        { expr: linkSpeed(s.sel), legend: 'link speed' },
+        { expr: `max(${rec(RULES.flowLinkSpeed, s.sel)})`, legend: 'link speed' },
       ],
       width: w,
     }),
@@ -115,9 +113,9 @@ function sidePanels(s: Side): Array<ReturnType<typeof timeSeries>> {
     }),
     timeSeries({
       title: `What holds the flow (share of time, stacked to 100 %): ${s.name}`,
-      description: 'Share of wall time the diagnosis sampler attributed to each reason (flowpath_flow_limited_seconds_total, docs/diagnosis.md). Large pacing_capped, pacing, rwnd, sndbuf, tsq or cwnd bands are limits; app and idle mean the sender had nothing to send. Only sampled flows have this.',
+      description: `Share of wall time the diagnosis sampler attributed to each reason over ${RULE_WINDOW} (flowpath_flow_limited_seconds_total, docs/diagnosis.md; the share the flow alerts judge). Large pacing_capped, pacing, rwnd, sndbuf, tsq or cwnd bands are limits; app and idle mean the sender had nothing to send. Only sampled flows have this.`,
       unit: 'percentunit',
-      queries: [{ expr: `sum by (reason) (rate(${sampled(s.sel)}[${RI}]))`, legend: '{{reason}}' }],
+      queries: [{ expr: `sum by (reason) (${rec(RULES.identityLimitedShare, s.identity)})`, legend: '{{reason}}' }],
       stack: 'percent',
       width: w,
     }),
@@ -136,8 +134,8 @@ function sidePanels(s: Side): Array<ReturnType<typeof timeSeries>> {
       description: 'Retransmitted segments per second and those the peer reported as duplicates (DSACK). Retransmits that DSACKs mostly cancel are spurious (reordering, RTO too short) and needlessly cut cwnd; real retransmits mean loss: look for drops along the hops above.',
       unit: 'pps',
       queries: [
-        { expr: `sum(rate(flowpath_flow_retransmitted_packets_total{${s.sel}}[${RI}]))`, legend: 'retransmitted' },
-        { expr: `sum(rate(flowpath_flow_dsack_dups_total{${s.sel}}[${RI}]))`, legend: 'spurious (DSACK)' },
+        { expr: `sum(${rec(RULES.identityRetransmits, s.identity)})`, legend: 'retransmitted' },
+        { expr: `sum(rate(flowpath_flow_dsack_dups_total{${s.sel}}[${RULE_WINDOW}]))`, legend: 'spurious (DSACK)' },
       ],
       thresholds: [[null, 'green'], [100, 'orange']],
       showThresholds: false,
@@ -184,15 +182,16 @@ export function flowDashboard(): dashboard.DashboardBuilder {
     .withVariable(queryVariable('service_port', 'Service port', 'label_values(flowpath_flow_info{instance="$node", peer_ip="$peer"}, service_port)', { description: 'The server\'s port (stable across runs; the client\'s ephemeral port is not).' }))
     .withVariable(queryVariable('role', 'Role', `label_values(flowpath_flow_info{${ident}}, role)`, { description: 'client or server, as seen from this node.' }))
     .withVariable(queryVariable('local_ip', 'Local IP', `label_values(flowpath_flow_info{${ident}, role="$role"}, local_ip)`, { hide: true }))
+    .withVariable(queryVariable('peer_instance', 'Peer instance', `label_values(flowpath_flow_info{${PEER}}, instance)`, { hide: true, description: 'The exporter that sees the other end of the flow (local and peer address swapped).' }))
     .annotation(alertAnnotation(`instance=~"$node"`))
     .withRow(new dash.RowBuilder('Path: sender → receiver'));
   for (const hop of HOPS) d.withPanel(hopCell(hop));
   d.withPanel(
     statPanel({
       title: 'Goodput',
-      description: 'Bytes acknowledged per second over this flow identity (every connection of it on this node). Compare with the link speed in the panels below: well under it with a red hop = that hop holds the flow.',
+      description: `Bytes acknowledged per second over the last ${RULE_WINDOW}, over this flow identity (every connection of it on this node). Compare with the link speed in the panels below: well under it with a red hop = that hop holds the flow.`,
       unit: 'Bps',
-      queries: [{ expr: `sum(rate(flowpath_flow_acked_bytes_total{${THIS}}[${RI}]))`, instant: true }],
+      queries: [{ expr: `sum(${rec(RULES.identityAcked, THIS)})`, instant: true }],
       colorMode: common.BigValueColorMode.None,
       width: 2,
       height: 4,

@@ -6,8 +6,8 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import * as dash from '@grafana/grafana-foundation-sdk/dashboard';
 import {
-  UID, alertAnnotation, anyIsBad, badAbove, barGauge, baseDashboard, datasourceVariable, queryVariable, tablePanel,
-  timeSeries,
+  ALERT_THRESHOLDS as T, RULES, RULE_WINDOW, UID, alertAnnotation, anyIsBad, badAbove, barGauge, baseDashboard, datasourceVariable, queryVariable,
+  pct, rec, tablePanel, timeSeries,
 } from './common';
 
 const N = 'instance="$node"';
@@ -32,15 +32,10 @@ export function nodeDashboard(): dashboard.DashboardBuilder {
     .withPanel(
       barGauge({
         title: 'Softirq CPU share per CPU',
-        description: 'Share of each CPU spent in softirq (tick-sampled /proc/stat). One CPU near 100 % while the others idle = all packets of the flow are handled on one CPU (one RX queue, no RPS): the receive side caps the flow. Spread with more queues, RSS/RPS or IRQ affinity.',
+        description: `Share of each CPU spent in softirq over the last ${RULE_WINDOW} (tick-sampled /proc/stat). One CPU at ${pct(T.softirqCpuShare)} or more (red; the softirq saturation alert's threshold) while the others idle = all packets of the flow are handled on one CPU (one RX queue, no RPS): the receive side caps the flow. Spread with more queues, RSS/RPS or IRQ affinity.`,
         unit: 'percentunit',
-        queries: [
-          {
-            expr: `sum by (cpu) (${rate('flowpath_cpu_seconds_total', `${N}, mode="softirq"`)}) / sum by (cpu) (${rate('flowpath_cpu_seconds_total', N)})`,
-            legend: 'cpu {{cpu}}',
-          },
-        ],
-        thresholds: badAbove(0.5, 0.9),
+        queries: [{ expr: rec(RULES.cpuSoftirqShare, N), legend: 'cpu {{cpu}}' }],
+        thresholds: badAbove(0.5, T.softirqCpuShare),
         min: 0,
         max: 1,
       }),
@@ -78,8 +73,8 @@ export function nodeDashboard(): dashboard.DashboardBuilder {
         description: 'Packets dropped because the CPU\'s backlog (netdev_max_backlog) was full or flow-limited. Any drop is a packet lost inside the host, seen by TCP as loss: raise net.core.netdev_max_backlog or spread the load.',
         unit: 'pps',
         queries: [
-          { expr: `sum by (cpu) (${rate('flowpath_softnet_dropped_packets_total', N)})`, legend: 'dropped cpu {{cpu}}' },
-          { expr: `sum by (cpu) (${rate('flowpath_softnet_flow_limit_count_total', N)})`, legend: 'flow limit cpu {{cpu}}' },
+          { expr: rec(RULES.cpuSoftnetDrops, N), legend: 'dropped cpu {{cpu}}' },
+          { expr: `sum by (cpu) (rate(flowpath_softnet_flow_limit_count_total{${N}}[${RULE_WINDOW}]))`, legend: 'flow limit cpu {{cpu}}' },
         ],
         thresholds: anyIsBad,
         width: 8,
@@ -88,10 +83,10 @@ export function nodeDashboard(): dashboard.DashboardBuilder {
     .withPanel(
       timeSeries({
         title: 'Time squeezes per CPU',
-        description: 'Times net_rx_action stopped with work left (netdev_budget or netdev_budget_usecs used up). Steadily above ~10/s on one CPU = that CPU cannot keep up with its RX queue; raise netdev_budget or spread the queues.',
+        description: `Times per second (over ${RULE_WINDOW}) net_rx_action stopped with work left (netdev_budget or netdev_budget_usecs used up). Steadily at ${T.timeSqueezesPerSecond}/s or more on one CPU (red; the time squeeze alert's threshold) = that CPU cannot keep up with its RX queue; raise netdev_budget or spread the queues.`,
         unit: 'short',
-        queries: [{ expr: `sum by (cpu) (${rate('flowpath_softnet_time_squeeze_total', N)})`, legend: 'cpu {{cpu}}' }],
-        thresholds: badAbove(1, 10),
+        queries: [{ expr: rec(RULES.cpuTimeSqueeze, N), legend: 'cpu {{cpu}}' }],
+        thresholds: badAbove(1, T.timeSqueezesPerSecond),
         width: 8,
       }),
     )
@@ -144,14 +139,13 @@ export function nodeDashboard(): dashboard.DashboardBuilder {
     .withPanel(
       timeSeries({
         title: 'NIC drops and errors',
-        description: 'Per device and second: packets dropped or missed on receive (ring full: rx_missed / rx_fifo), dropped on transmit, and errors. Any of them while a flow retransmits = loss inside this host; RX missed with a full ring: raise the ring or spread the RX queues; TX drops on an OVS internal port: OVS does not drain it.',
+        description: `Per device and second over the last ${RULE_WINDOW}: packets dropped on receive, RX overflows (no free RX descriptor or FIFO/ring overrun: rx_missed + rx_fifo + rx_over, what the RX overflow alert judges), dropped on transmit, and errors. Any of them while a flow retransmits = loss inside this host; RX overflows with a ring below its maximum: raise the ring (ethtool -G) or spread the RX queues; TX drops on an OVS internal port: OVS does not drain it.`,
         unit: 'pps',
         queries: [
-          { expr: `sum by (device) (${rate('flowpath_nic_rx_dropped_total', D)})`, legend: 'rx dropped {{device}}' },
-          { expr: `sum by (device) (${rate('flowpath_nic_rx_missed_errors_total', D)})`, legend: 'rx missed {{device}}' },
-          { expr: `sum by (device) (${rate('flowpath_nic_rx_fifo_errors_total', D)})`, legend: 'rx fifo {{device}}' },
-          { expr: `sum by (device) (${rate('flowpath_nic_tx_dropped_total', D)})`, legend: 'tx dropped {{device}}' },
-          { expr: `sum by (device) (${rate('flowpath_nic_rx_errors_total', D)} + ${rate('flowpath_nic_tx_errors_total', D)})`, legend: 'errors {{device}}' },
+          { expr: rec(RULES.deviceRxDropped, D), legend: 'rx dropped {{device}}' },
+          { expr: rec(RULES.deviceRxOverflow, D), legend: 'rx overflow {{device}}' },
+          { expr: rec(RULES.deviceTxDropped, D), legend: 'tx dropped {{device}}' },
+          { expr: `${rec(RULES.deviceRxErrors, D)} + ${rec(RULES.deviceTxErrors, D)}`, legend: 'errors {{device}}' },
         ],
         thresholds: anyIsBad,
       }),
@@ -221,26 +215,21 @@ export function nodeDashboard(): dashboard.DashboardBuilder {
     .withPanel(
       timeSeries({
         title: 'OVS datapath lookups: hit, missed, lost',
-        description: 'Packets per second that matched a datapath flow (hit), went to ovs-vswitchd as an upcall (missed) or were dropped because the upcall failed (lost). Lost above 0 = packets dropped inside OVS; a high missed rate = the megaflow cache does not hold the traffic (flow limit, revalidation) and every miss costs the slow path.',
+        description: `Packets per second over the last ${RULE_WINDOW} that matched a datapath flow (hit), went to ovs-vswitchd as an upcall (missed) or were dropped because the upcall failed (lost). Lost above 0 = packets dropped inside OVS; a high missed rate = the megaflow cache does not hold the traffic (flow limit, revalidation) and every miss costs the slow path.`,
         unit: 'pps',
         queries: [
-          { expr: `sum by (datapath) (${rate('flowpath_ovs_datapath_lookups_hit_total', N)})`, legend: 'hit {{datapath}}' },
-          { expr: `sum by (datapath) (${rate('flowpath_ovs_datapath_lookups_missed_total', N)})`, legend: 'missed {{datapath}}' },
-          { expr: `sum by (datapath) (${rate('flowpath_ovs_datapath_lookups_lost_total', N)})`, legend: 'lost {{datapath}}' },
+          { expr: rec(RULES.datapathHits, N), legend: 'hit {{datapath}}' },
+          { expr: rec(RULES.datapathMisses, N), legend: 'missed {{datapath}}' },
+          { expr: rec(RULES.datapathLost, N), legend: 'lost {{datapath}}' },
         ],
       }),
     )
     .withPanel(
       timeSeries({
         title: 'OVS masks per packet',
-        description: 'Masks (megaflow subtables) the kernel datapath probed per packet over the interval. Each mask is one hash lookup; above ~10 the per-packet cost grows and the sender\'s OVS hop can saturate a CPU (too many distinct wildcard patterns).',
+        description: `Masks (megaflow subtables) the kernel datapath probed per packet over the last ${RULE_WINDOW}. Each mask is one hash lookup; above ~10 the per-packet cost grows and the sender's OVS hop can saturate a CPU (too many distinct wildcard patterns).`,
         unit: 'short',
-        queries: [
-          {
-            expr: `sum by (datapath) (${rate('flowpath_ovs_datapath_masks_hit_total', N)}) / (sum by (datapath) (${rate('flowpath_ovs_datapath_lookups_hit_total', N)}) + sum by (datapath) (${rate('flowpath_ovs_datapath_lookups_missed_total', N)}))`,
-            legend: '{{datapath}}',
-          },
-        ],
+        queries: [{ expr: rec(RULES.datapathMasksPerPacket, N), legend: '{{datapath}}' }],
         thresholds: badAbove(5, 10),
         width: 8,
       }),

@@ -268,3 +268,52 @@ export function typeCheckDashboards(dashboards: ReadonlyArray<{ name: string; js
   }
   return problems;
 }
+
+// -------------------------------------------------------------------------------------------------
+// Recording rules the dashboards should reuse
+
+/** Recording-rule names a query reads (names with a colon, by the Prometheus naming convention). */
+export function recordsUsed(expr: string): string[] {
+  return analyse(expr).selectors.map((s) => s.metric).filter((m) => m.includes(':'));
+}
+
+export interface SimpleRule {
+  record: string;
+  metric: string;
+  /** The labels the rule keeps (its `by`), besides the group labels. */
+  keeps: Set<string>;
+}
+
+/**
+ * Recording rules that are one aggregated rate of one counter over the default selector only
+ * (`sum|max by (LABELS) (rate(METRIC{SELECTOR}[WINDOW]))`): any query aggregating a rate of that counter
+ * by a subset of LABELS, with matchers only on those labels, recomputes the rule and should read it.
+ */
+export function simpleRateRules(rules: ReadonlyArray<{ record: string; expr: string }>, selector: string, window: string, groupLabels: readonly string[]): SimpleRule[] {
+  const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const re = new RegExp(`^(?:sum|max) by \\(([^)]*)\\) \\(rate\\((flowpath_[a-z0-9_]+)\\{${esc(selector)}\\}\\[${esc(window)}\\]\\)\\)$`);
+  const out: SimpleRule[] = [];
+  for (const r of rules) {
+    const m = re.exec(r.expr.trim());
+    if (!m) continue;
+    const keeps = new Set(m[1].split(',').map((x) => x.trim()).filter((x) => !groupLabels.includes(x)));
+    out.push({ record: r.record, metric: m[2], keeps });
+  }
+  return out;
+}
+
+/** The simple rules a query recomputes from raw counters instead of reading them. */
+export function recomputedRules(expr: string, rules: readonly SimpleRule[]): string[] {
+  const out: string[] = [];
+  const re = /\b(?:sum|max)\s*(?:by\s*\(([^)]*)\)\s*)?\(\s*rate\(\s*(flowpath_[a-z0-9_]+)\s*(?:\{([^}]*)\})?\s*\[[^\]]+\]\s*\)\s*\)/g;
+  for (const m of expr.matchAll(re)) {
+    const byLabels = (m[1] ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+    const matched = (m[3] ?? '').split(',').map((x) => x.trim().split(/\s*(?:=~|!~|!=|=)\s*/)[0]).filter(Boolean);
+    for (const r of rules) {
+      if (r.metric !== m[2]) continue;
+      const servable = (l: string) => l === 'job' || l === 'instance' || r.keeps.has(l);
+      if (byLabels.every(servable) && matched.every(servable)) out.push(`${r.record} (recomputed as "${m[0]}")`);
+    }
+  }
+  return out;
+}

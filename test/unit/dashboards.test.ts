@@ -6,9 +6,12 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { DASHBOARDS, renderDashboard } from '../../src/dashboards';
-import { ALERT_PREFIX, PROVISIONED_DS_UID, UID } from '../../src/dashboards/common';
+import { ALERT_PREFIX, PROVISIONED_DS_UID, RULES, UID } from '../../src/dashboards/common';
+import { DEFAULT_CONFIG } from '../../src/mixin/config';
+import { recordingGroups } from '../../src/mixin/rules';
 import {
-  DashQuery, Json, catalogue, checkQuery, committedDashboards, panelsOf, queriesOf, rulesDefined, substitute, typeCheckDashboards,
+  DashQuery, Json, catalogue, checkQuery, committedDashboards, panelsOf, queriesOf, recomputedRules, recordsUsed, rulesDefined,
+  simpleRateRules, substitute, typeCheckDashboards,
 } from '../support/dashboards';
 
 const committed = committedDashboards();
@@ -17,7 +20,8 @@ const rules = rulesDefined();
 const allQueries: DashQuery[] = committed.flatMap((d) => queriesOf(d.file, d.json));
 /** Values that make every query concrete, as the e2e test substitutes them. */
 const VARS = {
-  datasource: 'prometheus', node: '127.0.0.1:9632', peer: '1.1.1.2', service_port: '5201', role: 'client', local_ip: '1.1.1.3', device: '.*',
+  datasource: 'prometheus', node: '127.0.0.1:9632', peer: '1.1.1.2', service_port: '5201', role: 'client', local_ip: '1.1.1.3',
+  peer_instance: '1.1.1.2:9632', device: '.*',
 };
 
 describe('Grafana dashboards', () => {
@@ -59,6 +63,37 @@ describe('Grafana dashboards', () => {
     expect(checkQuery('flowpath_no_such_metric', known, new Set()).join()).toMatch(/unknown metric flowpath_no_such_metric/);
     expect(checkQuery('flowpath_nic_rx_bytes_total{cpu="0"}', known, new Set()).join()).toMatch(/has no label "cpu"/);
     expect(checkQuery('instance:flowpath_x:rate5m{a="b"}', known, new Set(['instance:flowpath_x:rate5m']))).toEqual([]);
+    expect(checkQuery('instance:flowpath_x:rate1m', known, new Set(['instance:flowpath_x:rate5m'])).join()).toMatch(/unknown metric instance:flowpath_x:rate1m/);
+  });
+
+  it('panels read the recording rules of prometheus/ (named from src/mixin) instead of recomputing them', () => {
+    const used = new Set(allQueries.flatMap((q) => recordsUsed(q.expr)));
+    // Every rule a panel reads is one the mixin defines and prometheus/ holds (the check above fails
+    // on any other name); and the panels do read them: one per quantity they show that a rule records.
+    const named = new Set<string>(Object.values(RULES));
+    expect([...used].filter((r) => !named.has(r) || !rules.records.has(r))).toEqual([]);
+    expect([...used].sort()).toEqual([
+      RULES.bucketAcked, RULES.bucketRetransmits, RULES.bucketRwndShare, RULES.bucketSndbufShare, RULES.cpuSoftirqShare,
+      RULES.cpuSoftnetDrops, RULES.cpuTimeSqueeze, RULES.datapathHits, RULES.datapathLost, RULES.datapathMasksPerPacket,
+      RULES.datapathMisses, RULES.deviceRxDropped, RULES.deviceRxErrors, RULES.deviceRxOverflow, RULES.deviceTxDropped,
+      RULES.deviceTxErrors, RULES.flowAcked, RULES.flowLinkSpeed, RULES.identityAcked, RULES.identityLimitedShare,
+      RULES.identityPacingShare, RULES.identityRetransmits, RULES.nodeLimitedShare,
+    ].sort());
+    // No query aggregates a rate that a rule already records at a level it could use.
+    const simple = simpleRateRules(recordingGroups(DEFAULT_CONFIG).flatMap((g) => g.rules), DEFAULT_CONFIG.selector, DEFAULT_CONFIG.rateWindow, DEFAULT_CONFIG.groupLabels);
+    expect(simple.length).toBeGreaterThan(10);
+    const recomputed = allQueries.flatMap((q) => recomputedRules(substitute(q.expr, VARS), simple).map((r) => `${q.dashboard} ${q.where}: ${r}`));
+    expect(recomputed).toEqual([]);
+  });
+
+  it('the recomputation check recognises a raw rate a rule records, and leaves finer or filtered ones alone', () => {
+    const simple = simpleRateRules(recordingGroups(DEFAULT_CONFIG).flatMap((g) => g.rules), DEFAULT_CONFIG.selector, DEFAULT_CONFIG.rateWindow, DEFAULT_CONFIG.groupLabels);
+    expect(recomputedRules('sum by (cpu) (rate(flowpath_softnet_dropped_packets_total{instance="x"}[1m]))', simple).join()).toContain(RULES.cpuSoftnetDrops);
+    expect(recomputedRules('sum(rate(flowpath_flow_retransmitted_packets_total{peer_ip="a", role="client"}[1m]))', simple).join()).toContain(RULES.identityRetransmits);
+    expect(recomputedRules('sum by (datapath) (rate(flowpath_ovs_datapath_lookups_lost_total[1m]))', simple).join()).toContain(RULES.datapathLost);
+    // per TX queue is finer than the per-device rule; local_port is not kept by the identity rule
+    expect(recomputedRules('sum by (device, queue) (rate(flowpath_nic_queue_tx_stop_total{instance="x"}[1m]))', simple)).toEqual([]);
+    expect(recomputedRules('sum(rate(flowpath_flow_retransmitted_packets_total{local_port="1"}[1m]))', simple)).toEqual([]);
   });
 
   it('every query is valid for Prometheus itself (promtool check rules, variables substituted)', () => {
@@ -93,6 +128,38 @@ describe('Grafana dashboards', () => {
       const ids = panelsOf(json).map((p: Json) => p.id);
       expect(new Set(ids).size).toBe(ids.length);
     }
+  });
+
+  it('panels colour bad values: stats and bar gauges have thresholds, and what an alert judges turns red at its threshold', () => {
+    const steps = (p: Json, column?: string): Json[] => {
+      if (!column) return p.fieldConfig?.defaults?.thresholds?.steps ?? [];
+      const o = (p.fieldConfig?.overrides ?? []).find((x: Json) => x.matcher?.options === column);
+      return o?.properties.find((x: Json) => x.id === 'thresholds')?.value.steps ?? [];
+    };
+    // Table overrides name the column as shown (after the organize transformation renames it).
+    for (const { file, json } of committed) {
+      for (const p of panelsOf(json).filter((x: Json) => x.type === 'table')) {
+        const shown = new Set<string>(Object.values(p.transformations.find((t: Json) => t.id === 'organize').options.renameByName));
+        const renamed = new Set(Object.keys(p.transformations.find((t: Json) => t.id === 'organize').options.renameByName));
+        for (const o of p.fieldConfig?.overrides ?? []) expect([`${file} "${p.title}"`, o.matcher.options, renamed.has(o.matcher.options) && !shown.has(o.matcher.options)]).toEqual([`${file} "${p.title}"`, o.matcher.options, false]);
+      }
+    }
+    const informational = new Set(['Goodput']); // a rate with no good or bad value of its own
+    for (const { file, json } of committed) {
+      for (const p of panelsOf(json).filter((x: Json) => (x.type === 'stat' || x.type === 'bargauge') && !informational.has(x.title))) {
+        expect([`${file} "${p.title}"`, steps(p).length >= 2]).toEqual([`${file} "${p.title}"`, true]);
+      }
+    }
+    const panel = (uid: string, title: string): Json => panelsOf(committed.find((c) => c.json.uid === uid)!.json).find((p: Json) => p.title === title);
+    const red = (s: Json[]) => s.find((x: Json) => x.color === 'red')?.value;
+    const orange = (s: Json[]) => s.find((x: Json) => x.color === 'orange')?.value;
+    const T = DEFAULT_CONFIG.thresholds;
+    expect(red(steps(panel(UID.node, 'Softirq CPU share per CPU')))).toBe(T.softirqCpuShare);
+    expect(red(steps(panel(UID.node, 'Time squeezes per CPU')))).toBe(T.timeSqueezesPerSecond);
+    expect(orange(steps(panel(UID.fleet, 'Top pacing-limited flow identities'), 'pacing-limited share'))).toBe(T.pacingLimitedShare);
+    expect(red(steps(panel(UID.fleet, 'Pacing-limited share: now vs a day earlier'), 'change'))).toBe(T.pacingRegressionIncrease);
+    expect(red(steps(panel(UID.node, 'Softnet drops per CPU')))).toBeLessThan(T.softnetDropsPerSecond);
+    expect(red(steps(panel(UID.node, 'NIC drops and errors')))).toBeLessThan(1);
   });
 
   it('data links point at the other dashboards and carry their variables', () => {
