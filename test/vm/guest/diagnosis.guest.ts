@@ -56,9 +56,9 @@ function delayWithBuffer(name: string, node: 'a' | 'b', sysctl: string, top: str
 
 const CASES: Case[] = [
   {
-    // A segment that netem sends at once overtakes the ones it delays. The delay must be far above the
+    // A segment that netem sends at once overtakes the ones it delays. The delay must stay above the
     // sender's reordering window (RACK: min_rtt/4, widened by min_rtt/4 per round trip with a DSACK, at
-    // most 255 steps): with a 0.1-0.4 ms min_rtt (the undelayed quarter) that is 6-25 ms, so 20 ms of
+    // most 255 steps): ~9 ms at the measured min_rtt of 0.13 ms (the undelayed quarter), so 20 ms of
     // reordering keeps producing spurious retransmits, whatever the emulated guest's speed. With 1 ms the
     // outcome followed the host's load: 234 retransmits, all DSACKed, on a quiet host; none on a busy one.
     name: 'reorder',
