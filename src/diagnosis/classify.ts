@@ -120,7 +120,11 @@ export function sampledState(s: FlowSample, ctx: ClassifyContext = {}): SampledS
   if (s.sndWnd !== undefined && out !== undefined && s.sndWnd - out < mss) return 'rwnd';
   const fl = inFlight(s);
   if (fl !== undefined && s.cwnd !== undefined && s.cwnd > 0 && s.cwnd - fl < cwndSlack(s)) return 'cwnd';
-  if (atTsqLimit(s, ctx)) return 'tsq';
+  // At the small-queue limit with pacing_rate at max_pacing_rate: fq (also as a child of mq) holds the
+  // paced skbs until their departure time and TSQ is how that cap reaches the socket, so the cap held
+  // the flow. classifyInterval() checks that against the bytes sent (pacingBound()) and gives the time
+  // the cap cannot explain back to tsq.
+  if (atTsqLimit(s, ctx)) return pacingCapped(s) ? 'pacing_capped' : 'tsq';
   if (pacingEnforced(s, ctx)) return pacingCapped(s) ? 'pacing_capped' : 'pacing';
   return 'unclassified';
 }
@@ -176,7 +180,8 @@ export interface IntervalResult {
   chrono: boolean;
   /**
    * Seconds the sampled state called pacing / pacing_capped but the bytes sent over the interval could
-   * not have been held by the pacing rate (pacingBound()): counted as unclassified instead.
+   * not have been held by the pacing rate (pacingBound()): counted as unclassified instead (as tsq when
+   * the sample was at the small-queue limit, which then held the flow; those are not counted here).
    */
   pacingRejected: number;
 }
@@ -204,11 +209,14 @@ export function classifyInterval(
   const reasons = zeroReasons();
   const exact = zeroReasons();
   const state = sampledState(cur, ctx);
+  // What pacing time the bytes sent cannot explain becomes: tsq when the sample was at the small-queue
+  // limit (sampledState() gave it to a capped pacing rate), unclassified otherwise.
+  const fallback: Reason = state === 'pacing_capped' && atTsqLimit(cur, ctx) ? 'tsq' : 'unclassified';
   const dBusy = chronoDelta(prev.busyTime, cur.busyTime);
   if (dBusy === undefined || dt === 0) {
     // No chronographs (kernel < 4.10): the whole interval is sampled.
     const r: Reason = sampleIdle(cur) ? 'idle' : state;
-    const rejected = assignSampled(reasons, r, dt, prev, cur);
+    const rejected = assignSampled(reasons, r, dt, prev, cur, fallback);
     return { seconds: dt, reasons, exact, state, carry: { busy: 0, rwnd: 0, sndbuf: 0 }, chrono: false, pacingRejected: rejected };
   }
   const maxCarry = Math.max(dt, 0.05);
@@ -226,7 +234,7 @@ export function classifyInterval(
   exact.idle = idle;
   exact.rwnd = rwnd;
   exact.sndbuf = sndbuf;
-  const rejected = assignSampled(reasons, state, other, prev, cur);
+  const rejected = assignSampled(reasons, state, other, prev, cur, fallback);
   return {
     seconds: dt,
     reasons,
@@ -244,18 +252,19 @@ export function classifyInterval(
 
 /**
  * Put `seconds` of sampled time on `state`; pacing states keep only what pacingBound() allows and the
- * rest goes to unclassified (the sender had room and pacing did not hold it: it did not run, or the
- * state changed between samples). Returns the seconds moved.
+ * rest goes to `fallback`: unclassified (the sender had room and pacing did not hold it: it did not run,
+ * or the state changed between samples), or tsq for a sample at the small-queue limit. Returns the
+ * seconds moved to unclassified.
  */
-function assignSampled(reasons: ReasonSeconds, state: Reason, seconds: number, prev: FlowSample, cur: FlowSample): number {
+function assignSampled(reasons: ReasonSeconds, state: Reason, seconds: number, prev: FlowSample, cur: FlowSample, fallback: Reason): number {
   if (state !== 'pacing' && state !== 'pacing_capped') {
     reasons[state] += seconds;
     return 0;
   }
   const held = Math.min(seconds, pacingBound(prev, cur));
   reasons[state] += held;
-  reasons.unclassified += seconds - held;
-  return seconds - held;
+  reasons[fallback] += seconds - held;
+  return fallback === 'unclassified' ? seconds - held : 0;
 }
 
 export function addReasons(into: ReasonSeconds, r: ReasonSeconds): void {

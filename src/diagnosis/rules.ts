@@ -710,7 +710,7 @@ export const RULES: readonly Rule[] = [
     hop: 'qdisc-tx',
     title: 'The egress qdisc drops or shapes',
     basis: 'exact',
-    decides: 'Δdrops, Δoverlimits, backlog of the root qdisc on the IP device and the NIC',
+    decides: 'Δdrops, Δoverlimits, backlog of the root qdisc on the IP device and the NIC; fq throttling counts as shaping unless pacing held the flow ≥ 30% of the time',
     evaluate(c) {
       const { tx, txNode } = c;
       const qs = pathQdiscs(txNode);
@@ -718,7 +718,11 @@ export const RULES: readonly Rule[] = [
       const drops = sum(qs.map((q) => q.drops));
       const over = sum(qs.map((q) => q.overlimits));
       const backlog = sum(qs.map((q) => q.snapshot.backlogBytes));
-      const shaping = over > 0 || (backlog > 0 && sum(qs.map((q) => q.fqThrottled)) > 0);
+      const fqThrottled = sum(qs.map((q) => q.fqThrottled));
+      // fq throttling the flow's own paced skbs (its pacing rate or max_pacing_rate held it, the pacing
+      // rules say so) is not a shaper: only overlimits, or fq throttling of a flow that pacing did not hold.
+      const paced = share(tx, 'pacing', 'pacing_capped') >= T.cwndShare;
+      const shaping = over > 0 || (backlog > 0 && fqThrottled > 0 && !paced);
       const held = share(tx, 'cwnd', 'tsq');
       let status: Status = 'ok';
       let limit: Limit | undefined;
@@ -743,7 +747,8 @@ export const RULES: readonly Rule[] = [
           overlimits: over,
           requeues: sum(qs.map((q) => q.requeues)),
           backlog_bytes: backlog,
-          fq_throttled: sum(qs.map((q) => q.fqThrottled)),
+          fq_throttled: fqThrottled,
+          paced_pct: pct(share(tx, 'pacing', 'pacing_capped')),
           flow_loss_segs: tx ? lossSegs(tx) : null,
           cwnd_tsq_pct: pct(held),
         },

@@ -27,6 +27,8 @@ describe('sampledState on the lab signatures (lab/README.md, "What the lab shows
     ['bneck_bbr', 'cwnd'], // in_flight 178-69-2+2 = 109 > cwnd 98
     ['loss', 'cwnd'], // 10/10
     ['local_tbf', 'tsq'], // a tbf on the sender's own device: skmem t at the small-queue limit
+    // test guest, fq + --fq-rate 50M: t at the small-queue limit because fq holds the paced skbs
+    ['guest_fq_pace', 'pacing_capped'],
   ];
   it.each(cases)('%s -> %s', (name, want) => {
     expect(sampledState(at(0, SIG[name]))).toBe(want);
@@ -45,6 +47,15 @@ describe('sampledState on the lab signatures (lab/README.md, "What the lab shows
 
   it('a CUBIC flow with room everywhere and nothing below TCP is unclassified (nothing paces it)', () => {
     expect(sampledState(at(0, { ...SIG.local_tbf, skmem: skmem({ wmemAlloc: 0 }) }))).toBe('unclassified');
+  });
+
+  it('at the small-queue limit with pacing_rate at max_pacing_rate the cap holds the flow (fq keeps the paced skbs)', () => {
+    // Measured in the test guest: fq on the uplink, SO_MAX_PACING_RATE 50 Mbit/s, skmem t 132880.
+    expect(sampledState(at(0, SIG.guest_fq_pace), { fqOnEgress: true })).toBe('pacing_capped');
+    // mq with fq children is not seen as fq on the egress: the cap decides alone
+    expect(sampledState(at(0, SIG.guest_fq_pace))).toBe('pacing_capped');
+    // the same socket without a cap (cubic on fq at its own rate) stays tsq
+    expect(sampledState(at(0, { ...SIG.guest_fq_pace, maxPacingRate: undefined }), { fqOnEgress: true })).toBe('tsq');
   });
 
   it('fq on the egress makes pacing apply to CUBIC too', () => {
@@ -122,6 +133,24 @@ describe('FlowClassifier', () => {
     expect(cls.add(at(100, { ...SIG.bneck, busyTime: 1_000 }))).toBeUndefined();
     const r = cls.add(at(150, { ...SIG.bneck, busyTime: 49_000 }));
     expect(r?.reasons.cwnd).toBeCloseTo(0.048);
+  });
+
+  it('test guest, fq + SO_MAX_PACING_RATE: at the cap the TSQ-held time is the cap\'s; far below it, it stays tsq', () => {
+    const run = (goodputBps: number) => {
+      const cls = new FlowClassifier(() => ({ fqOnEgress: true }));
+      for (const e of synthSeries(SIG.guest_fq_pace, { goodputBps })) cls.add(e.sample);
+      return { cls, wall: totalSeconds(cls.total) };
+    };
+    // measured: 49.1 Mbit/s against the 50 Mbit/s cap
+    const capped = run(49.1 * MBIT);
+    expect(capped.cls.total.pacing_capped / capped.wall).toBeGreaterThan(0.95);
+    expect(capped.cls.total.tsq).toBe(0);
+    // 10 Mbit/s against a 50 Mbit/s cap with t at the limit: something below TCP is slower than the cap
+    const slow = run(10 * MBIT);
+    expect(slow.cls.total.tsq / slow.wall).toBeGreaterThan(0.7);
+    expect(slow.cls.total.pacing_capped / slow.wall).toBeLessThan(0.3);
+    expect(slow.cls.total.unclassified).toBe(0);
+    expect(slow.cls.pacingRejected).toBe(0);
   });
 
   it('app-limited lab case: busy grows ~250 ms/s, the rest is idle', () => {

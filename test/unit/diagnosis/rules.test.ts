@@ -63,7 +63,21 @@ const F = {
   // SO_MAX_PACING_RATE 2 Gbit/s, pacing at it, the flow sends 100 Mbit/s
   capFar: synthFlow({ ...SIG.pace_cubic, pacingRate: 2e9 / 8, maxPacingRate: 2e9 / 8 }, { goodputBps: 100 * MBIT }),
   rwndOwned: synthFlow({ ...SIG.rwnd, inode: INODE }, { rwnd: 0.94, goodputBps: 111 * MBIT }),
+  // The test guest (synth.ts SIG.guest_*), rates and retransmits over the measured 5 s windows
+  guestFqPace: synthFlow(SIG.guest_fq_pace, { goodputBps: 49.1 * MBIT }),
+  guestLossRtt20: synthFlow(SIG.guest_loss_rtt20, { seconds: 5, goodputBps: 8.9 * MBIT, retransPerSec: 7.6 }),
+  guestLossLan: synthFlow(SIG.guest_loss_lan, { seconds: 5, goodputBps: 182.6 * MBIT, retransPerSec: 165 }),
+  guestReorder: synthFlow(SIG.guest_reorder, { seconds: 5, goodputBps: 10.7 * MBIT, retransPerSec: 13.8, dsackPerSec: 13.8 }),
 };
+/** Node A in the test guest: the address on br-int (kernel OVS internal port), uplink eth1 with fq. */
+const guestNode = (fq: Partial<QdiscDelta> = {}) =>
+  node({
+    path: { ipDevice: 'br-int', nicDevice: 'eth1', viaOvs: true },
+    devices: [devd('br-int'), devd('eth1')],
+    qdiscs: [qd('br-int', 'noqueue'), qd('eth1', 'fq', { fqThrottled: 1409, ...fq }, { backlogBytes: 136294 })],
+    ovs: { datapaths: [{ name: 'ovs-system', type: 'system' }], portDrops: [] },
+  });
+const guestNodeNoFq = () => node({ path: { ipDevice: 'br-int', nicDevice: 'eth1', viaOvs: true }, devices: [devd('br-int'), devd('eth1')], qdiscs: [qd('br-int', 'noqueue'), qd('eth1', 'noqueue')], ovs: { datapaths: [{ name: 'ovs-system', type: 'system' }], portDrops: [] } });
 // The receiver's view (its own inode; the peer's exporter sampled it).
 const RX = {
   bigBuffer: synthFlow({ cc: 'cubic', inode: INODE, skmem: skmem({ rmemAlloc: 6e6, rcvbuf: 6291456 }) }, { goodputBps: 0 }),
@@ -101,6 +115,7 @@ const CASES: Record<string, Case[]> = {
     { name: '--fq-rate 100M', c: { tx: F.paceCubic }, status: 'limiting', limit: 'pacing_capped' },
     { name: 'no max_pacing_rate', c: { tx: F.base }, status: 'ok' },
     { name: 'max_pacing_rate 20× the send rate: the cap did not hold the flow', c: { tx: F.capFar }, status: 'ok' },
+    { name: 'test guest: fq enforces --fq-rate 50M, skmem t at the small-queue limit, 49.1 Mbit/s', c: { tx: F.guestFqPace, txNode: guestNode() }, status: 'limiting', limit: 'pacing_capped' },
   ],
   pacing: [
     { name: 'BBR pacing at its estimate', c: { tx: F.baseBbr }, status: 'suspect', limit: 'pacing' },
@@ -114,6 +129,8 @@ const CASES: Record<string, Case[]> = {
   'spurious-retransmits': [
     { name: '90% of retransmits DSACKed', c: { tx: F.spurious }, status: 'suspect', limit: 'reordering' },
     { name: 'real loss', c: { tx: F.loss }, status: 'ok' },
+    { name: 'test guest: netem reorder, every retransmit DSACKed', c: { tx: F.guestReorder }, status: 'suspect', limit: 'reordering' },
+    { name: 'test guest: 1% random loss, 2 DSACKs in 960 retransmits', c: { tx: synthFlow(SIG.guest_loss_lan, { seconds: 5, goodputBps: 182.6 * MBIT, retransPerSec: 165, dsackPerSec: 0.4 }) }, status: 'ok' },
   ],
   tsq: [
     {
@@ -124,6 +141,7 @@ const CASES: Record<string, Case[]> = {
     },
     { name: 'at the TSQ limit but nothing queues: only suspect', c: { tx: F.localTbf, txNode: node() }, status: 'suspect', limit: 'tsq' },
     { name: 'no skmem t', c: { tx: F.bneck, txNode: node() }, status: 'ok' },
+    { name: 'test guest: at the small-queue limit because fq paces the flow at its max_pacing_rate', c: { tx: F.guestFqPace, txNode: guestNode() }, status: 'ok' },
   ],
   qdisc: [
     {
@@ -139,6 +157,13 @@ const CASES: Record<string, Case[]> = {
       limit: 'drops',
     },
     { name: 'pfifo_fast, nothing', c: { tx: F.bneck, txNode: node({ qdiscs: [qd('eth0', 'pfifo_fast')] }) }, status: 'ok' },
+    { name: 'test guest: fq throttles the flow\'s own paced skbs (max_pacing_rate): no shaper', c: { tx: F.guestFqPace, txNode: guestNode() }, status: 'ok' },
+    {
+      name: 'fq throttling and a backlog while the flow waits below TCP unpaced: fq shapes (maxrate)',
+      c: { tx: F.localTbf, txNode: guestNode() },
+      status: 'limiting',
+      limit: 'queue',
+    },
   ],
   'internal-port-tx': [
     {
@@ -229,6 +254,13 @@ const CASES: Record<string, Case[]> = {
       limit: 'queue',
     },
     { name: 'pacing-capped flow', c: { tx: F.paceCubic, txNode: node() }, status: 'ok' },
+    { name: 'test guest: 1% random loss, 20 ms RTT: srtt 24 vs min 20 ms, 0.8% lost, no host drops', c: { tx: F.guestLossRtt20, txNode: guestNodeNoFq() }, status: 'limiting', limit: 'loss' },
+    {
+      name: 'test guest: 1% random loss at min_rtt 0.12 ms: cwnd ~50 against a BDP of 2-3 segments, srtt 2.9 ms: a queue',
+      c: { tx: F.guestLossLan, txNode: guestNodeNoFq() },
+      status: 'limiting',
+      limit: 'queue',
+    },
     {
       name: 'OVS bneck: vswitchd near a core, but its thread blocks 450 times/s: the queue is beyond the host',
       c: { tx: F.bneck, txNode: ovsNode({ ovs: ovsDp({ vswitchdCpuShare: 0.95, vswitchdThread: thread(0.9, 0.08, { comm: 'ovs-vswitchd', sleepsPerSecond: 450 }) }) }) },
@@ -359,6 +391,24 @@ describe('verdict on synthetic lab conditions', () => {
     expect(v.hops.find((h) => h.hop === 'nic-rx')?.status).toBe('no data');
     expect(v.hops.find((h) => h.hop === 'link')?.status).toBe('limiting');
     expect(v.hops).toHaveLength(11);
+  });
+});
+
+// The netem / fq conditions of the test guest (test/vm/guest/diagnosis.guest.ts), from node A's samples.
+describe('verdict on the test guest conditions', () => {
+  it('fq-pacing: tcp-tx / pacing_capped (not qdisc-tx / tsq: TSQ is how fq holds the socket to its cap)', () => {
+    const v = diagnose({ sender: { flow: F.guestFqPace, nodeSummary: guestNode() } });
+    expect([v.top?.hop, v.top?.limit]).toEqual(['tcp-tx', 'pacing_capped']);
+    expect(v.findings.filter((f) => f.status !== 'ok').map((f) => f.rule)).toEqual(['pacing-capped']);
+  });
+  it('loss with a 20 ms round trip: link / loss', () => {
+    const v = diagnose({ sender: { flow: F.guestLossRtt20, nodeSummary: guestNodeNoFq() } });
+    expect([v.top?.hop, v.top?.limit]).toEqual(['link', 'loss']);
+  });
+  it('reorder: spurious retransmits are suspect and the link is not called lossy', () => {
+    const v = diagnose({ sender: { flow: F.guestReorder, nodeSummary: guestNodeNoFq() } });
+    expect(v.findings.find((f) => f.rule === 'spurious-retransmits')?.status).toBe('suspect');
+    expect(v.top?.limit).not.toBe('loss');
   });
 });
 

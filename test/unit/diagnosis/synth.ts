@@ -30,6 +30,17 @@ export const SIG: Record<string, Partial<FlowSample>> = {
   loss: { cc: 'cubic', rtt: 477, minRtt: 300, cwnd: 10, ssthresh: 9, pacingRate: 290963888 / 8, deliveryRate: 235926680 / 8, unacked: 10, notsentBytes: 154936, sndWnd: 3e6, skmem: skmem({ wmemQueued: 170000 }) },
   // A tbf on the sender's own eth0 (veth topology) (a local qdisc): TSQ back-pressure, unacked < cwnd.
   local_tbf: { cc: 'cubic', rtt: 4500, minRtt: 60, cwnd: 150, pacingRate: 30e6, deliveryRate: 200 * MBIT, unacked: 66, notsentBytes: 1.8e6, sndWnd: 3e6, skmem: skmem({ wmemAlloc: 140000, wmemQueued: 1.9e6 }) },
+  // The test guest (test/vm/guest/diagnosis.guest.ts: Debian 6.1 kernel under qemu, kernel OVS datapath,
+  // netem in a namespace between the nodes), node A's `ss -tinm` during each condition:
+  // fq as root qdisc of the uplink, iperf3 --fq-rate 50M: pacing_rate 50M/50M, cwnd and rwnd have room,
+  // skmem t stays at 132880 (two 64 KiB GSO skbs wait in fq: the small-queue limit).
+  guest_fq_pace: { cc: 'cubic', rtt: 4905, minRtt: 391, cwnd: 571, ssthresh: 571, pacingRate: 50e6 / 8, maxPacingRate: 50e6 / 8, deliveryRate: 49998080 / 8, unacked: 90, notsentBytes: 2791208, sndWnd: 1009792, skmem: skmem({ wmemAlloc: 132880, wmemQueued: 2979128, sndbuf: 4194304 }) },
+  // netem loss random 1% on the data, delay 20ms on the ACKs: cwnd ~20 at srtt 24 ms, rtt at its minimum + jitter.
+  guest_loss_rtt20: { cc: 'cubic', rtt: 24036, minRtt: 20000, cwnd: 18, ssthresh: 14, pacingRate: 1427649, deliveryRate: 1111993, unacked: 18, notsentBytes: 3784744, sndWnd: 3e6, skmem: skmem({ wmemQueued: 3870504, sndbuf: 4194304 }) },
+  // netem loss random 1% alone (min_rtt 0.12 ms, the emulated CPU as the link): cwnd ~50 fills a queue.
+  guest_loss_lan: { cc: 'cubic', rtt: 2929, minRtt: 118, cwnd: 53, ssthresh: 39, pacingRate: 26689596, deliveryRate: 300345104 / 8, unacked: 53, notsentBytes: 651600, sndWnd: 1554688, skmem: skmem({ wmemQueued: 736296, sndbuf: 992256 }) },
+  // netem delay 10ms reorder 25% 50% on the data: min_rtt is the undelayed quarter's, every retransmit DSACKed.
+  guest_reorder: { cc: 'cubic', rtt: 16693, minRtt: 102, cwnd: 15, ssthresh: 11, pacingRate: 1527437, deliveryRate: 1338640, unacked: 15, notsentBytes: 330144, sndWnd: 3e6, skmem: skmem({ wmemQueued: 340384, sndbuf: 426496 }) },
 };
 
 export interface SynthOptions {
