@@ -6,14 +6,15 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { DASHBOARDS, renderDashboard } from '../../src/dashboards';
-import { ALERT_PREFIX, PROVISIONED_DS_UID, RULES, UID } from '../../src/dashboards/common';
+import { ALERT_PREFIX, PROVISIONED_DS_UID, UID } from '../../src/dashboards/common';
 import { DEFAULT_CONFIG } from '../../src/mixin/config';
-import { recordingGroups } from '../../src/mixin/rules';
+import { recordNames, recordingGroups } from '../../src/mixin/rules';
 import {
   DashQuery, Json, catalogue, checkQuery, committedDashboards, panelsOf, queriesOf, recomputedRules, recordsUsed, rulesDefined,
   simpleRateRules, substitute, typeCheckDashboards,
 } from '../support/dashboards';
 
+const RULES = recordNames(DEFAULT_CONFIG);
 const committed = committedDashboards();
 const known = catalogue();
 const rules = rulesDefined();
@@ -30,7 +31,7 @@ describe('Grafana dashboards', () => {
     expect(onDisk).toEqual(DASHBOARDS.map((d) => d.file).sort());
     for (const d of DASHBOARDS) {
       const file = committed.find((c) => c.file === d.file);
-      expect(file?.text).toBe(renderDashboard(d.build()));
+      expect(file?.text).toBe(renderDashboard(d.build(DEFAULT_CONFIG)));
     }
   });
 
