@@ -77,8 +77,10 @@ export function thresholds(steps: Steps): dashboard.ThresholdsConfigBuilder {
     .steps(steps.map(([value, color]) => ({ value, color })));
 }
 
-/** Green below `warn`, orange from `warn`, red from `bad`. */
-export const badAbove = (warn: number, bad: number): Steps => [[null, 'green'], [warn, 'orange'], [bad, 'red']];
+/** Green below `warn`, orange from `warn`, red from `bad`; without orange when a configured `bad` (an alert
+ *  threshold) is below `warn`, so the steps stay ascending. */
+export const badAbove = (warn: number, bad: number): Steps =>
+  warn <= bad ? [[null, 'green'], [warn, 'orange'], [bad, 'red']] : [[null, 'green'], [bad, 'red']];
 /** Any value above 0 is bad (drops, errors, lost upcalls). */
 export const anyIsBad: Steps = [[null, 'green'], [1e-9, 'red']];
 

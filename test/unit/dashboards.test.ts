@@ -11,7 +11,7 @@ import { DEFAULT_CONFIG } from '../../src/mixin/config';
 import { recordNames, recordingGroups } from '../../src/mixin/rules';
 import {
   DashQuery, Json, catalogue, checkQuery, committedDashboards, panelsOf, queriesOf, recomputedRules, recordsUsed, rulesDefined,
-  simpleRateRules, substitute, typeCheckDashboards,
+  simpleRateRules, substitute, typeCheckDashboards, VARS,
 } from '../support/dashboards';
 
 const RULES = recordNames(DEFAULT_CONFIG);
@@ -19,11 +19,6 @@ const committed = committedDashboards();
 const known = catalogue();
 const rules = rulesDefined();
 const allQueries: DashQuery[] = committed.flatMap((d) => queriesOf(d.file, d.json));
-/** Values that make every query concrete, as the e2e test substitutes them. */
-const VARS = {
-  datasource: 'prometheus', node: '127.0.0.1:9632', peer: '1.1.1.2', service_port: '5201', role: 'client', local_ip: '1.1.1.3',
-  peer_instance: '1.1.1.2:9632', device: '.*',
-};
 
 describe('Grafana dashboards', () => {
   it('grafana/dashboards/*.json is current (run `npm run dashboards` after changing src/dashboards)', () => {
