@@ -90,6 +90,9 @@ describe('flowpath dashboards --config', () => {
     const one = await run(['dashboards', 'flow']);
     expect(one.code).toBe(0);
     expect(one.stdout).toBe(fs.readFileSync(path.join(DASHBOARD_DIR, `${UID.flow}.json`), 'utf8'));
+    const onlyDir = path.join(dir, 'only-node');
+    expect((await run(['dashboards', 'node', '--out', onlyDir])).code).toBe(0);
+    expect(fs.readdirSync(onlyDir)).toEqual([`${UID.node}.json`]);
     const bad = await run(['dashboards', 'nodes']);
     expect({ code: bad.code, stderr: bad.stderr }).toEqual({ code: 2, stderr: expect.stringContaining('expected one of fleet, flow, node') });
     const none = await run(['dashboards']);
