@@ -17,6 +17,7 @@ import { mountDiagnosisApi } from './diagnosis/api';
 import { diagnoseCommand } from './diagnosis/command';
 import { windowFlag } from './diagnosis/flags';
 import { rulesCommand } from './mixin/command';
+import { dashboardsCommand } from './dashboards/command';
 import { VERSION } from './version';
 
 export type { Command, CliIO } from './core/command';
@@ -37,6 +38,7 @@ export const COMMANDS: Record<string, Command> = {
   diagnose: diagnoseCommand,
   catalogue: catalogueCommand,
   rules: rulesCommand,
+  dashboards: dashboardsCommand,
 };
 
 function usage(): string {

@@ -10,8 +10,8 @@ import * as prometheus from '@grafana/grafana-foundation-sdk/prometheus';
 import * as stat from '@grafana/grafana-foundation-sdk/stat';
 import * as table from '@grafana/grafana-foundation-sdk/table';
 import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
-import { DEFAULT_CONFIG } from '../mixin/config';
-import { recordNames } from '../mixin/rules';
+import type { MixinConfig } from '../mixin/config';
+import { type RecordNames, recordNames } from '../mixin/rules';
 
 /** Every panel and variable queries the datasource picked in the `datasource` variable. */
 export const DS: common.DataSourceRef = { type: 'prometheus', uid: '${datasource}' };
@@ -22,16 +22,22 @@ export const UID = { fleet: 'flowpath-fleet', flow: 'flowpath-flow-path', node: 
 export const TAG = 'flowpath';
 
 /**
- * The recording rules of prometheus/rules.yml (generated from src/mixin), by name. A panel that shows what
- * a rule records queries the rule, so the dashboards, the alerts and Prometheus agree on one number and a
- * renamed rule fails the build here instead of leaving a blank panel. The names follow the default
- * config (rate window 5m); with `flowpath rules --config` changing the window, regenerate both.
+ * What a dashboard takes from the mixin config (src/mixin/config.ts) the rules were generated from, so the
+ * panels query the rules Prometheus has and turn red where the alerts fire. `RULES`: the recording rules
+ * by name; a panel that shows what a rule records queries the rule, so the dashboards, the alerts and
+ * Prometheus agree on one number and a renamed rule fails the build instead of leaving a blank panel (the
+ * names carry the rate window: "rate5m"). `RULE_WINDOW`: the rules' rate window; a raw rate drawn next to
+ * a recorded one uses it, so the two lines compare. `T`: the alerts' thresholds. `npm run dashboards`
+ * uses DEFAULT_CONFIG; `flowpath dashboards --config` the same overrides as `flowpath rules --config`.
  */
-export const RULES = recordNames(DEFAULT_CONFIG);
-/** The rules' rate window: a raw rate drawn next to a recorded one uses it, so the two lines compare. */
-export const RULE_WINDOW = DEFAULT_CONFIG.rateWindow;
-/** The alerts' thresholds (src/mixin): a panel showing what an alert judges turns red where the alert fires. */
-export const ALERT_THRESHOLDS = DEFAULT_CONFIG.thresholds;
+export interface MixinView {
+  RULES: RecordNames;
+  RULE_WINDOW: string;
+  T: MixinConfig['thresholds'];
+}
+export function mixinView(cfg: MixinConfig): MixinView {
+  return { RULES: recordNames(cfg), RULE_WINDOW: cfg.rateWindow, T: cfg.thresholds };
+}
 /** 0.5 -> "50 %". */
 export const pct = (x: number): string => `${Math.round(x * 1000) / 10} %`;
 
@@ -71,8 +77,10 @@ export function thresholds(steps: Steps): dashboard.ThresholdsConfigBuilder {
     .steps(steps.map(([value, color]) => ({ value, color })));
 }
 
-/** Green below `warn`, orange from `warn`, red from `bad`. */
-export const badAbove = (warn: number, bad: number): Steps => [[null, 'green'], [warn, 'orange'], [bad, 'red']];
+/** Green below `warn`, orange from `warn`, red from `bad`; without orange when a configured `bad` (an alert
+ *  threshold) is below `warn`, so the steps stay ascending. */
+export const badAbove = (warn: number, bad: number): Steps =>
+  warn <= bad ? [[null, 'green'], [warn, 'orange'], [bad, 'red']] : [[null, 'green'], [bad, 'red']];
 /** Any value above 0 is bad (drops, errors, lost upcalls). */
 export const anyIsBad: Steps = [[null, 'green'], [1e-9, 'red']];
 

@@ -4,9 +4,10 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import * as dash from '@grafana/grafana-foundation-sdk/dashboard';
 import {
-  ALERT_PREFIX, ALERT_THRESHOLDS as T, RULES, RULE_WINDOW, UID, alertAnnotation, badAbove, barGauge, baseDashboard, datasourceVariable, linkTo, queryVariable,
+  mixinView, ALERT_PREFIX, UID, alertAnnotation, badAbove, barGauge, baseDashboard, datasourceVariable, linkTo, queryVariable,
   pct, rec, statPanel, tablePanel, timeSeries,
 } from './common';
+import type { MixinConfig } from '../mixin/config';
 
 /** A flow's identity across runs (the ephemeral port changes; these do not). */
 export const IDENTITY = 'instance, peer_ip, service_port, role';
@@ -23,10 +24,10 @@ const toNode = linkTo('Node path of this node', UID.node, { node: '${__data.fiel
 
 const limited = (sel: string, win: string) => `rate(flowpath_flow_limited_seconds_total{${sel}}[${win}])`;
 /** The recorded pacing-limited share of each flow identity (the number the pacing alerts judge). */
-const pacingShare = rec(RULES.identityPacingShare, N);
-const bucketAcked = rec(RULES.bucketAcked, N);
-
-export function fleetDashboard(): dashboard.DashboardBuilder {
+export function fleetDashboard(cfg: MixinConfig): dashboard.DashboardBuilder {
+  const { RULES, RULE_WINDOW, T } = mixinView(cfg);
+  const pacingShare = rec(RULES.identityPacingShare, N);
+  const bucketAcked = rec(RULES.bucketAcked, N);
   return baseDashboard(
     UID.fleet,
     'flowpath / Fleet',

@@ -8,9 +8,10 @@ import * as dash from '@grafana/grafana-foundation-sdk/dashboard';
 import * as common from '@grafana/grafana-foundation-sdk/common';
 import { HOPS, HOP_TITLES, type Hop } from '../diagnosis/types';
 import {
-  RULES, RULE_WINDOW, UID, alertAnnotation, baseDashboard, datasourceVariable, linkTo, queryVariable, rec, statPanel,
+  type MixinView, mixinView, UID, alertAnnotation, baseDashboard, datasourceVariable, linkTo, queryVariable, rec, statPanel,
   tablePanel, timeSeries, valueText,
 } from './common';
+import type { MixinConfig } from '../mixin/config';
 
 /** This node's view of the flow identity. */
 export const THIS = 'instance="$node", peer_ip="$peer", service_port="$service_port", role="$role"';
@@ -70,7 +71,7 @@ const SIDES: readonly Side[] = [
   { name: 'peer ($peer)', sel: PEER, identity: PEER_IDENTITY },
 ];
 
-function sidePanels(s: Side): Array<ReturnType<typeof timeSeries>> {
+function sidePanels(s: Side, { RULES, RULE_WINDOW }: MixinView): Array<ReturnType<typeof timeSeries>> {
   const w = 12;
   return [
     timeSeries({
@@ -169,7 +170,9 @@ function sidePanels(s: Side): Array<ReturnType<typeof timeSeries>> {
   ];
 }
 
-export function flowDashboard(): dashboard.DashboardBuilder {
+export function flowDashboard(cfg: MixinConfig): dashboard.DashboardBuilder {
+  const view = mixinView(cfg);
+  const { RULES, RULE_WINDOW } = view;
   const ident = 'instance="$node", peer_ip="$peer", service_port="$service_port"';
   const d = baseDashboard(
     UID.flow,
@@ -209,7 +212,7 @@ export function flowDashboard(): dashboard.DashboardBuilder {
     }),
   );
   d.withRow(new dash.RowBuilder('This node and the peer, side by side'));
-  const [mine, theirs] = SIDES.map(sidePanels);
+  const [mine, theirs] = SIDES.map((s) => sidePanels(s, view));
   for (let i = 0; i < mine.length; i++) d.withPanel(mine[i]).withPanel(theirs[i]);
   return d;
 }

@@ -2,6 +2,7 @@
 // test/unit/dashboards.test.ts fails when the committed JSON is not what this generates).
 
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
+import type { MixinConfig } from '../mixin/config';
 import { UID } from './common';
 import { fleetDashboard } from './fleet';
 import { flowDashboard } from './flow';
@@ -11,7 +12,8 @@ export interface DashboardDef {
   /** File name under grafana/dashboards/. */
   file: string;
   uid: string;
-  build: () => dashboard.Dashboard;
+  /** The dashboard for the rules generated from `cfg` (their names, rate window and alert thresholds). */
+  build: (cfg: MixinConfig) => dashboard.Dashboard;
 }
 
 /** Grafana wants unique panel ids; the builders leave them unset. */
@@ -25,9 +27,9 @@ function withIds(d: dashboard.Dashboard): dashboard.Dashboard {
 }
 
 export const DASHBOARDS: readonly DashboardDef[] = [
-  { file: `${UID.fleet}.json`, uid: UID.fleet, build: () => withIds(fleetDashboard().build()) },
-  { file: `${UID.flow}.json`, uid: UID.flow, build: () => withIds(flowDashboard().build()) },
-  { file: `${UID.node}.json`, uid: UID.node, build: () => withIds(nodeDashboard().build()) },
+  { file: `${UID.fleet}.json`, uid: UID.fleet, build: (cfg) => withIds(fleetDashboard(cfg).build()) },
+  { file: `${UID.flow}.json`, uid: UID.flow, build: (cfg) => withIds(flowDashboard(cfg).build()) },
+  { file: `${UID.node}.json`, uid: UID.node, build: (cfg) => withIds(nodeDashboard(cfg).build()) },
 ];
 
 export function renderDashboard(d: dashboard.Dashboard): string {

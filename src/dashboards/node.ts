@@ -6,9 +6,10 @@
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import * as dash from '@grafana/grafana-foundation-sdk/dashboard';
 import {
-  ALERT_THRESHOLDS as T, RULES, RULE_WINDOW, UID, alertAnnotation, anyIsBad, badAbove, barGauge, baseDashboard, datasourceVariable, queryVariable,
+  mixinView, UID, alertAnnotation, anyIsBad, badAbove, barGauge, baseDashboard, datasourceVariable, queryVariable,
   pct, rec, tablePanel, timeSeries,
 } from './common';
+import type { MixinConfig } from '../mixin/config';
 
 const N = 'instance="$node"';
 const D = `${N}, device=~"$device"`;
@@ -18,7 +19,8 @@ const rate = (m: string, sel: string) => `rate(${m}{${sel}}[${RI}])`;
 /** Per-CPU rate of one softirq vector. */
 const vector = (v: string) => `sum by (cpu) (${rate('flowpath_softirqs_total', `${N}, vector="${v}"`)})`;
 
-export function nodeDashboard(): dashboard.DashboardBuilder {
+export function nodeDashboard(cfg: MixinConfig): dashboard.DashboardBuilder {
+  const { RULES, RULE_WINDOW, T } = mixinView(cfg);
   return baseDashboard(
     UID.node,
     'flowpath / Node path',

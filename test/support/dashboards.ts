@@ -78,6 +78,12 @@ export function queriesOf(name: string, d: Json): DashQuery[] {
   return out;
 }
 
+/** Values that make every query concrete, as the e2e test substitutes them. */
+export const VARS: Readonly<Record<string, string>> = {
+  datasource: 'prometheus', node: '127.0.0.1:9632', peer: '1.1.1.2', service_port: '5201', role: 'client', local_ip: '1.1.1.3',
+  peer_instance: '1.1.1.2:9632', device: '.*',
+};
+
 /**
  * Grafana's variables replaced: `$__rate_interval`, `$__interval`, `$__range` and `$name` / `${name}`
  * (longest names first, so $node does not eat $node_ip).
