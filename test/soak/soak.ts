@@ -135,11 +135,22 @@ async function main(): Promise<number> {
     }
     const client = spawn('python3', [path.join(__dirname, 'churn.py'), 'client', serverIp, serverPort, '--rate', rate, '--duration', String(duration), '--log', flowLog], { stdio: ['ignore', 'pipe', 'inherit'] });
     children.push(client);
+    // The load generator's status: its last complete non-empty stdout line (a chunk may end inside a
+    // line, or hold only the newline of the line before).
     let lastStatus = '';
-    client.stdout!.on('data', (c: Buffer) => {
-      lastStatus = c.toString().trim().split('\n').pop() ?? lastStatus;
-    });
-    const clientDone = new Promise<number>((r) => client.on('close', (code) => r(code ?? 1)));
+    let outPartial = '';
+    const takeLines = (text: string) => {
+      const lines = (outPartial + text).split('\n');
+      outPartial = lines.pop() ?? '';
+      for (const l of lines) if (l.trim() !== '') lastStatus = l.trim();
+    };
+    client.stdout!.on('data', (c: Buffer) => takeLines(c.toString()));
+    const clientDone = new Promise<number>((r) =>
+      client.on('close', (code) => {
+        takeLines('\n');
+        r(code ?? 1);
+      }),
+    );
 
     t0 = Date.now() / 1000;
     let next = t0;
@@ -190,7 +201,13 @@ async function main(): Promise<number> {
     }
     const clientCode = await clientDone;
     if (clientCode !== 0) failures.push(`load generator exited with ${clientCode}`);
-    const status = JSON.parse(lastStatus || '{}') as { opened?: number; closed?: number; failed?: number };
+    let status: { opened?: number; closed?: number; failed?: number; done?: boolean } = {};
+    try {
+      status = JSON.parse(lastStatus) as typeof status;
+    } catch {
+      /* reported below */
+    }
+    if (status.done !== true) failures.push(`no final status line from the load generator (last stdout line: ${JSON.stringify(lastStatus.slice(0, 200))})`);
 
     // ---- checks
     const flows: FlowLog[] = fs.readFileSync(flowLog, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as FlowLog);
