@@ -154,9 +154,16 @@ d('Prometheus alerts on the lab', () => {
     // ... and at no evaluation since the start was any flow alert pending or firing for it.
     const alerts = await query(`max_over_time(ALERTS{scope="flow", service_port="${BASE_PORT}"}[5m])`);
     expect(alerts.map((a) => a.metric)).toEqual([]);
-    // The constrained flows raised nothing but their own alert.
+    // The constrained flows raised nothing but their own alert. One exception, seen when the machine is
+    // busy: the receiver of the rwnd-limited flow (an 8 KB buffer) is starved of CPU, the sender's tail
+    // loss probes reach it before its window update goes out, and it answers them with DSACKs. Those
+    // retransmits really are spurious (a delay spike), so FlowpathFlowSpuriousRetransmits may fire
+    // for that flow; no other limit may.
     const others = await query(`max_over_time(ALERTS{scope="flow", alertstate="firing"}[5m])`);
-    const names = others.map((a) => `${a.metric.alertname}/${a.metric.service_port}/${a.metric.role}`).sort();
+    const names = others
+      .map((a) => `${a.metric.alertname}/${a.metric.service_port}/${a.metric.role}`)
+      .filter((n) => n !== `FlowpathFlowSpuriousRetransmits/${RWND_PORT}/client`)
+      .sort();
     expect(names).toEqual([`FlowpathFlowPacingLimited/${PACE_PORT}/client`, `FlowpathFlowRwndLimited/${RWND_PORT}/client`]);
   }, 30000);
 

@@ -7,7 +7,9 @@
 //
 // Needs python3 (scripts/install-test-deps) and sock_diag; no root (the processes are this user's).
 // Robust on a loaded machine: "CPU-bound" is run + wait (schedstat), so a spinning writer that gets
-// half a core still wanted all of it.
+// half a core still wanted all of it. The sink is a process of its own, reading in a blocking loop: a
+// sink in this (jest) process stops reading whenever its event loop is busy, the writer then blocks in
+// sendall on a full socket, and a blocked writer is rightly not CPU-bound (seen in CI: demand 0.62).
 
 import { ChildProcess, spawn } from 'child_process';
 import * as net from 'net';
@@ -31,17 +33,31 @@ while True:
         time.sleep(0.01)
 `;
 
-let sink: net.Server;
+const SINK_PY = `
+import socket, threading
+srv = socket.socket()
+srv.bind(('127.0.0.1', 0))
+srv.listen(16)
+print(srv.getsockname()[1], flush=True)
+def drain(c):
+    while c.recv(1 << 20):
+        pass
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=drain, args=(c,), daemon=True).start()
+`;
+
 let port = 0;
 const children: ChildProcess[] = [];
 
-function startWriter(mode: 'spin' | 'sleep'): Promise<{ child: ChildProcess; localPort: number }> {
-  const child = spawn('python3', ['-c', WRITER_PY, String(port), mode], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** A python3 child that prints one port number when it is ready. */
+function startPython(what: string, script: string, args: string[]): Promise<{ child: ChildProcess; localPort: number }> {
+  const child = spawn('python3', ['-c', script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   return new Promise((resolve, reject) => {
     let out = '';
     child.on('error', reject);
-    child.on('exit', (c) => reject(new Error(`writer (${mode}) exited early (${c})`)));
+    child.on('exit', (c) => reject(new Error(`${what} exited early (${c})`)));
     child.stdout?.setEncoding('utf8').on('data', (s: string) => {
       out += s;
       const m = /^(\d+)\n/.exec(out);
@@ -50,18 +66,14 @@ function startWriter(mode: 'spin' | 'sleep'): Promise<{ child: ChildProcess; loc
   });
 }
 
+const startWriter = (mode: 'spin' | 'sleep') => startPython(`writer (${mode})`, WRITER_PY, [String(port), mode]);
+
 beforeAll(async () => {
-  sink = net.createServer((c) => {
-    c.on('data', () => undefined);
-    c.on('error', () => undefined);
-  });
-  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', () => r()));
-  port = (sink.address() as net.AddressInfo).port;
+  port = (await startPython('sink', SINK_PY, [])).localPort;
 });
 
-afterAll(async () => {
+afterAll(() => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  await new Promise((r) => sink.close(() => r(undefined)));
 });
 
 it('a CPU-bound writer is named as the limit; a sleeping one is idle by choice', async () => {
