@@ -4,9 +4,10 @@
 //   - retention: no per-flow series of the flows collector for a flow that was closed before the scrape
 //     started (they vanish at the next scrape); no per-flow series of the diagnosis collector later than
 //     the sampler's grace period (2 min) after the close;
-//   - memory: RSS (median of the last 10% of the run) less than 5% above the RSS right after warm-up
-//     (median of the 10% of the run after the warm-up), and the same for the live heap (heapUsed right
-//     after a forced full GC, every 10 s through test/soak/gc-on-signal.js). Warm-up: the first 20% of the
+//   - memory, from a forced full GC every 10 s (test/soak/gc-on-signal.js): the memory in use (RSS less
+//     the free part of V8's heap) and the live heap (heapUsed) of the last 10% of the run less than 5%
+//     above their values right after warm-up (medians of the 10% after it); RSS itself is reported, not
+//     bounded (V8 keeping free heap pages is not growth of the exporter). Warm-up: the first 20% of the
 //     run, and at least the diagnosis collector's retention of closed flows (2 minutes) plus one minute,
 //     since the retained state fills until then; in runs under 5 minutes (CI) the first minute, and
 //     both bounds are 50%, as V8 is still sizing its heap and the retention is still filling;
@@ -249,7 +250,10 @@ async function main(): Promise<number> {
     // checked on runs of 5 minutes or more (npm run soak: 10); a shorter run (CI: 2 minutes) only catches
     // gross growth.
     const rssBound = duration >= 300 ? 0.05 : 0.5;
-    if (!(rssGrowth < rssBound)) failures.push(`RSS grew ${(rssGrowth * 100).toFixed(1)}% after warm-up (${(rssWarm / 1e6).toFixed(1)} MB -> ${(rssEnd / 1e6).toFixed(1)} MB), bound ${rssBound * 100}%`);
+    // RSS itself is reported, not bounded: in 10-minute runs it grew 4–5% after warm-up while the live
+    // heap, the Buffers and everything outside the V8 heap stayed level; all of it was V8 keeping more
+    // free heap pages (heapTotal - heapUsed after a full GC: +4–5 MB). The bound is on what the exporter
+    // uses: RSS after a full GC minus that free V8 heap space (checked below with the GC samples).
     // Where the memory is, from the forced-GC samples: live JS heap, V8's heap reservation, memory outside
     // the V8 heap that JS objects own (Buffers), and the rest of RSS (code, stacks, malloc arenas).
     const gcAt = (from: number, to: number) => afterGc.filter((g) => g.t >= from && g.t < to);
@@ -259,12 +263,15 @@ async function main(): Promise<number> {
       externalMb: median(g.map((x) => x.external)) / 1e6,
       otherMb: median(g.map((x) => x.rss - x.heapTotal - x.external)) / 1e6,
       rssMb: median(g.map((x) => x.rss)) / 1e6,
+      inUseMb: median(g.map((x) => x.rss - (x.heapTotal - x.heapUsed))) / 1e6,
       n: g.length,
     });
     const memWarm = mem(gcAt(warm, warm + Math.max(duration * 0.1, GC_EVERY_S * 3)));
     const memEnd = mem(gcAt(duration * 0.9 - Math.max(0, GC_EVERY_S * 3 - duration * 0.1), Infinity));
     // The live heap (after a forced full GC) is what a leak grows: same bound as RSS, same windows.
     const heapGrowth = memEnd.heapUsedMb / memWarm.heapUsedMb - 1;
+    const inUseGrowth = memEnd.inUseMb / memWarm.inUseMb - 1;
+    if (!(inUseGrowth < rssBound)) failures.push(`memory in use (RSS after a full GC less free V8 heap) grew ${(inUseGrowth * 100).toFixed(1)}% after warm-up (${memWarm.inUseMb.toFixed(1)} MB -> ${memEnd.inUseMb.toFixed(1)} MB), bound ${rssBound * 100}%`);
     if (!(heapGrowth < rssBound)) failures.push(`heap after a full GC grew ${(heapGrowth * 100).toFixed(1)}% after warm-up (${memWarm.heapUsedMb.toFixed(1)} MB -> ${memEnd.heapUsedMb.toFixed(1)} MB), bound ${rssBound * 100}%`);
     const fdWarm = median(after.map((s) => s.fds));
     const fdAfter = samples.filter((s) => s.t >= warm).map((s) => s.fds);
@@ -314,7 +321,7 @@ async function main(): Promise<number> {
       flows: { opened: status.opened, closed: status.closed, failed: status.failed },
       rss: { warmMb: rssWarm / 1e6, endMb: rssEnd / 1e6, growth: rssGrowth },
       warmUpSeconds: warm,
-      afterGc: { warm: memWarm, end: memEnd, heapUsedGrowth: heapGrowth },
+      afterGc: { warm: memWarm, end: memEnd, heapUsedGrowth: heapGrowth, inUseGrowth },
       fds: { warm: fdWarm, min: fdMin, max: fdMax },
       ticksPerSecond: tickRate,
       retentionViolations,
@@ -328,7 +335,8 @@ async function main(): Promise<number> {
     process.stdout.write(`${table}\n\nflows opened ${status.opened}, closed ${status.closed}, failed ${status.failed}; ${samples.length} scrapes; ` +
       `RSS ${(rssWarm / 1e6).toFixed(1)} -> ${(rssEnd / 1e6).toFixed(1)} MB (${(rssGrowth * 100).toFixed(2)}%); ` +
       `after a full GC: heap used ${memWarm.heapUsedMb.toFixed(1)} -> ${memEnd.heapUsedMb.toFixed(1)} MB, V8 heap ${memWarm.heapTotalMb.toFixed(1)} -> ${memEnd.heapTotalMb.toFixed(1)} MB, ` +
-      `external ${memWarm.externalMb.toFixed(1)} -> ${memEnd.externalMb.toFixed(1)} MB, rest of RSS ${memWarm.otherMb.toFixed(1)} -> ${memEnd.otherMb.toFixed(1)} MB; fds ${fdMin}..${fdMax}; ` +
+      `external ${memWarm.externalMb.toFixed(1)} -> ${memEnd.externalMb.toFixed(1)} MB, rest of RSS ${memWarm.otherMb.toFixed(1)} -> ${memEnd.otherMb.toFixed(1)} MB, ` +
+      `in use ${memWarm.inUseMb.toFixed(1)} -> ${memEnd.inUseMb.toFixed(1)} MB (${(inUseGrowth * 100).toFixed(2)}%); fds ${fdMin}..${fdMax}; ` +
       `${tickRate.toFixed(1)} ticks/s; report ${reportFile}\n`);
     for (const f of failures) process.stdout.write(`FAIL ${f}\n`);
     return failures.length === 0 ? 0 : 1;
