@@ -185,11 +185,11 @@ export function escapeLabel(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 }
 
-function escapeHelp(h: string): string {
+export function escapeHelp(h: string): string {
   return h.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 }
 
-function escapeHelpOpenMetrics(h: string): string {
+export function escapeHelpOpenMetrics(h: string): string {
   return escapeHelp(h).replace(/"/g, '\\"');
 }
 

@@ -1,6 +1,6 @@
 // The churn soak of `npm run soak` (scripts/soak, test/soak/soak.ts) for 2 minutes: 100 flows/s opened and
 // closed between two private namespaces while the real exporter (bin/flowpath, default flags) in the
-// sender namespace is scraped every second. The soak itself checks retention of closed flows' series, RSS
+// sender namespace is scraped every second. The soak itself checks retention of closed flows' series, memory
 // growth after warm-up, the fd count and the diagnosis sampler's ticks, and exits 1 with FAIL lines.
 // Needs root and a built tree (scripts/test builds before jest). Run it under the shared lock.
 import { spawnSync } from 'child_process';
@@ -12,7 +12,7 @@ import { canCreateNetns } from '../support/qdisc-topology';
 const REPO = path.join(__dirname, '../..');
 const DURATION = Number(process.env.FLOWPATH_SOAK_SECONDS ?? 120);
 
-(canCreateNetns() ? it : it.skip)(`churn soak (${DURATION} s at 100 flows/s): retention, RSS, fds, sampler`, () => {
+(canCreateNetns() ? it : it.skip)(`churn soak (${DURATION} s at 100 flows/s): retention, memory, fds, sampler`, () => {
   expect(fs.existsSync(path.join(REPO, 'dist/src/cli.js'))).toBe(true);
   const report = path.join(os.tmpdir(), `flowpath-soak-${process.pid}.json`);
   try {

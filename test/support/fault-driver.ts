@@ -11,6 +11,7 @@
 //        receive queue overflowed); "dumpintr" sets NLM_F_DUMP_INTR on every reply message (the dump
 //        raced with a change). → {"ok":true}
 //   {"cmd":"disarm"}                         → {"ok":true}: every armed fault cleared
+//   {"cmd":"requests","context":"regex"}     → {"n": netlink requests sent so far whose context matches}
 //   {"cmd":"gc"}                             → {"ok":true} after a full GC (run with --expose-gc)
 //   {"cmd":"exit"}
 import * as fs from 'fs';
@@ -58,6 +59,17 @@ proto.onDatagram = function (this: Internals, buf: Buffer): void {
   return onDatagram.call(this, b);
 };
 
+// Requests sent per context (NetlinkSocket.request's options), for "requests"; a map, so the heap check
+// at the end of the matrix does not measure this bookkeeping.
+type RequestFn = (body: Buffer, type: number, flags: number, opts: { context: string }) => Promise<unknown>;
+const sent = new Map<string, number>();
+const sockProto = NetlinkSocket.prototype as unknown as { request: RequestFn };
+const request = sockProto.request;
+sockProto.request = function (this: unknown, body, type, flags, opts) {
+  sent.set(opts.context, (sent.get(opts.context) ?? 0) + 1);
+  return request.call(this, body, type, flags, opts);
+};
+
 async function main(): Promise<void> {
   const overrides: Record<string, string> = {};
   for (const f of process.argv.slice(2)) {
@@ -80,6 +92,11 @@ async function main(): Promise<void> {
     } else if (c.cmd === 'arm') {
       armed.push({ fault: c.fault!, re: new RegExp(c.context!), count: c.count ?? 1, hit: new Set() });
       say({ ok: true });
+    } else if (c.cmd === 'requests') {
+      const re = new RegExp(c.context!);
+      let n = 0;
+      for (const [k, v] of sent) if (re.test(k)) n += v;
+      say({ n });
     } else if (c.cmd === 'disarm') {
       armed.splice(0);
       say({ ok: true });

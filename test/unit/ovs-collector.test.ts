@@ -143,6 +143,23 @@ describe('ovs collector against a fake ovs-vswitchd (OVS 3.1 replies)', () => {
     expect(f.callsOf('version')).toHaveLength(1); // once per connection
   });
 
+  it('keeps the version command\'s outcome in every read of a connection (asked once, series stable)', async () => {
+    const f = await fake();
+    const c = make({ 'ovs.rundir': f.rundir, 'path.sysfs': sysfs(false) });
+    await scrapeUntil(c, () => f.callsOf('coverage/show').length >= 3);
+    const text = await scrape(c);
+    expect(f.callsOf('version')).toHaveLength(1);
+    expect(value(text, 'flowpath_ovs_unixctl_command_success{command="version"}')).toBe(1);
+    expect(value(text, 'flowpath_ovs_info{version="3.1.0",dpdk_version=""}')).toBe(1);
+    // a version reply that does not parse: 0, and it stays 0 on the same connection
+    const g = await fake({ ...OVS31, version: 'not a version line\n' });
+    const d = make({ 'ovs.rundir': g.rundir, 'path.sysfs': sysfs(false) });
+    await scrapeUntil(d, () => g.callsOf('coverage/show').length >= 3);
+    const t2 = await scrape(d);
+    expect(g.callsOf('version')).toHaveLength(1);
+    expect(value(t2, 'flowpath_ovs_unixctl_command_success{command="version"}')).toBe(0);
+  });
+
   it('reassembles replies sent in 7-byte chunks and reads the newer error shape', async () => {
     const f = await fake({ ...OVS31, 'dpif-netdev/pmd-stats-show': { error: 'please specify an existing datapath\n' } }, { chunkBytes: 7, errorStyle: 'new' });
     const c = make({ 'ovs.rundir': f.rundir, 'path.sysfs': sysfs(false) });

@@ -1,6 +1,16 @@
 // The exporter's own runtime families (prom-client default metrics): every series a steady exporter
-// will ever show is there from the first scrape, so none appears later as a new series.
-import { runtimeMetricsText } from '../../src/runtime-metrics';
+// will ever show is there from the first scrape, so none appears later as a new series; both formats are
+// rendered from one registry and say what prom-client's own renderer says.
+import * as client from 'prom-client';
+import { renderRuntime, runtimeMetricsText } from '../../src/runtime-metrics';
+import { parseOpenMetrics } from '../support/openmetrics';
+
+/** Lines with the sample values cut off (values move between two renderings). */
+const shape = (text: string) =>
+  text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => (l.startsWith('#') ? l : l.slice(0, l.lastIndexOf(' '))));
 
 describe('runtime metrics', () => {
   it('start every kind of the GC duration histogram at zero, in both formats', async () => {
@@ -9,5 +19,36 @@ describe('runtime metrics', () => {
       const kinds = [...text.matchAll(/^nodejs_gc_duration_seconds_count\{kind="(\w+)"\}/gm)].map((m) => m[1]).sort();
       expect([format, kinds]).toEqual([format, ['incremental', 'major', 'minor', 'weakcb']]);
     }
+  });
+
+  it('renders the families, HELP, TYPE, series and values prom-client\'s Registry.metrics() writes, in both formats', async () => {
+    const text = new client.Registry();
+    const om = new client.Registry<client.OpenMetricsContentType>();
+    om.setContentType(client.openMetricsContentType);
+    client.collectDefaultMetrics({ register: text });
+    client.collectDefaultMetrics({ register: om });
+    for (const [format, reg] of [['text', text], ['openmetrics', om]] as const) {
+      const metrics = reg.getMetricsAsArray() as unknown as client.Metric[];
+      // prom-client's OpenMetrics renderer renames counter objects in place first: render ours before it
+      const values = await Promise.all(metrics.map((m) => m.get()));
+      const ours = renderRuntime(values, format);
+      const theirs = await reg.metrics();
+      // the same lines but for "# UNIT" (ours gives it in OpenMetrics) and the order of samples' values
+      expect([format, shape(ours).filter((l) => !l.startsWith('# UNIT '))]).toEqual([format, shape(theirs)]);
+      // values too, for a series that does not move
+      const [major, minor, patch] = process.versions.node.split('.');
+      expect(ours).toContain(`nodejs_version_info{version="${process.version}",major="${major}",minor="${minor}",patch="${patch}"} 1\n`);
+    }
+    text.clear();
+    om.clear();
+  });
+
+  it('OpenMetrics output parses: counters named without _total, units given, ends with # EOF', async () => {
+    const text = await runtimeMetricsText('openmetrics');
+    expect(text.endsWith('# EOF\n')).toBe(true);
+    const fams = new Map(parseOpenMetrics(text).map((f) => [f.name, f]));
+    expect(fams.get('process_cpu_seconds')?.type).toBe('counter');
+    expect(fams.get('nodejs_gc_duration_seconds')).toMatchObject({ type: 'histogram', unit: 'seconds' });
+    expect(text).toMatch(/^process_cpu_seconds_total \d/m);
   });
 });

@@ -104,6 +104,8 @@ export class OvsReader {
   private readonly states: StateLogger;
   private versionFor = -1;
   private version?: OvsVersion;
+  /** Outcome of `version` on this connection, repeated in every read of it (a stable series). */
+  private versionResult?: CommandResult;
   /** Per connection: curated coverage counters known to exist (true) or not (false) in this build. */
   private coverageExists = new Map<string, boolean>();
   private coverageFor = -1;
@@ -210,11 +212,16 @@ export class OvsReader {
 
   private async unixctlBody(snap: UnixctlSnapshot): Promise<void> {
     // `version` once per connection (it also proves the connection works before the bigger replies).
+    // Later reads on the same connection (the same ovs-vswitchd process: a restart means a new
+    // connection) repeat that outcome, so flowpath_ovs_unixctl_command_success{command="version"}
+    // does not come and go between refreshes.
     if (this.versionFor !== this.client.connects || !this.client.connected) {
+      this.versionResult = undefined;
       const v = await this.cmd(snap, 'version', [], parseVersion);
       this.version = v;
+      this.versionResult = snap.commands.find((c) => c.command === 'version');
       this.versionFor = this.client.connects;
-    }
+    } else if (this.versionResult) snap.commands.push(this.versionResult);
     snap.version = this.version;
     if (this.coverageFor !== this.client.connects) {
       // A new connection may be a new ovs-vswitchd (another build): forget what we learnt.

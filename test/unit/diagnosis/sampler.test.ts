@@ -256,3 +256,19 @@ describe('Ring', () => {
     expect(r.all()).toEqual(Array.from({ length: 101 }, (_, k) => 900 + k));
   });
 });
+
+describe('Ring (a flow\'s time-bounded history)', () => {
+  it('keeps the newest entries in order and releases every dropped one at once (not only at compaction)', () => {
+    const r = new Ring<{ t: number }>((x, newest) => newest.t - x.t <= 100);
+    for (let t = 0; t <= 1000; t++) {
+      r.push({ t });
+      // the history: exactly the entries of the last 100 time units
+      if (t % 97 === 0) expect(r.all().map((e) => e.t)).toEqual(Array.from({ length: Math.min(t, 100) + 1 }, (_, i) => t - Math.min(t, 100) + i));
+      // no slot before the start still refers to a dropped entry (a heap that rises until the next compaction)
+      const inside = r as unknown as { items: unknown[]; head: number };
+      expect(inside.items.slice(0, inside.head).filter((x) => x !== undefined)).toEqual([]);
+    }
+    expect(r.length).toBe(101);
+    expect(r.last).toEqual({ t: 1000 });
+  });
+});
