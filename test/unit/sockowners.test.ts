@@ -9,6 +9,10 @@ import { parseSchedstat, parseTaskStat, readTasks } from '../../src/sources/proc
 import { summarizeOwners, threadDeltas } from '../../src/diagnosis/summarize';
 import type { NodeSnapshot, TaskSnapshot } from '../../src/diagnosis/types';
 
+// The scans' time bound (maxScanMs, 5 ms by default) is the caller's protection, not what these tests
+// check: on a loaded machine a scan of the fixture tree can take longer, so they lift it.
+const UNTIMED = { maxScanMs: 60_000 };
+
 let root: string;
 
 /** /proc/<pid>/fd/<n> symlinks; targets need not exist ("socket:[N]", "/dev/null", ...). */
@@ -30,7 +34,7 @@ afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 describe('SocketOwnerFinder', () => {
   it('finds the processes holding each socket (newest pids first, the scan ends when all are found); re-checks them with one readlink each', () => {
     proc({ 100: { 0: '/dev/null', 3: 'socket:[555]' }, 200: { 4: 'socket:[555]', 5: 'socket:[777]' }, 300: { 1: 'pipe:[9]' }, 400: { 2: 'socket:[888]' } });
-    const f = new SocketOwnerFinder(root);
+    const f = new SocketOwnerFinder(root, UNTIMED);
     expect(f.find([555, 777, 888], 0)).toEqual(
       new Map([
         [555, { pids: [200] }],
@@ -44,13 +48,13 @@ describe('SocketOwnerFinder', () => {
     expect(f.scans).toBe(scans); // no new scan
     expect(f.linksRead).toBe(6); // (200,4) (200,5); 888 is no longer asked for
     // a socket held by two processes, both found when the scan has to go on past the first
-    const g = new SocketOwnerFinder(root);
+    const g = new SocketOwnerFinder(root, UNTIMED);
     expect(g.find([555, 999], 0).get(555)).toEqual({ pids: [100, 200] });
   });
 
   it('drops an owner that closed the socket; a socket nobody holds is "not found", rescanned at most every rescanMs', () => {
     proc({ 100: { 3: 'socket:[555]' } });
-    const f = new SocketOwnerFinder(root, { rescanMs: 5000 });
+    const f = new SocketOwnerFinder(root, { ...UNTIMED, rescanMs: 5000 });
     expect(f.find([555], 0).get(555)?.pids).toEqual([100]);
     fs.unlinkSync(path.join(root, '100', 'fd', '3'));
     const gone = f.find([555], 100).get(555);
@@ -68,7 +72,7 @@ describe('SocketOwnerFinder', () => {
     for (let p = 100; p < 110; p++) pids[p] = { 0: '/dev/null', 1: '/dev/null' };
     pids[101] = { 0: '/dev/null', 7: 'socket:[42]' };
     proc(pids);
-    const f = new SocketOwnerFinder(root, { maxLinksPerScan: 4 });
+    const f = new SocketOwnerFinder(root, { ...UNTIMED, maxLinksPerScan: 4 });
     const first = f.find([42], 0).get(42);
     expect(first?.pids).toEqual([]);
     expect(first?.unknown).toMatch(/not reached it yet/);
@@ -82,7 +86,7 @@ describe('SocketOwnerFinder', () => {
     const fds: Record<string, string> = {};
     for (let i = 0; i < 10; i++) fds[String(i)] = i === 9 ? 'socket:[31]' : '/dev/null';
     proc({ 500: fds });
-    const f = new SocketOwnerFinder(root, { maxLinksPerScan: 3 });
+    const f = new SocketOwnerFinder(root, { ...UNTIMED, maxLinksPerScan: 3 });
     const calls: Array<number[]> = [];
     for (let t = 0; t < 4; t++) calls.push(f.find([31], t).get(31)?.pids ?? []);
     expect(calls).toEqual([[], [], [], [500]]);
@@ -99,14 +103,14 @@ describe('SocketOwnerFinder', () => {
       }
       return fs.readdirSync(p);
     };
-    const f = new SocketOwnerFinder(root, { io: { readdirSync: denied as typeof fs.readdirSync, readlinkSync: fs.readlinkSync } });
+    const f = new SocketOwnerFinder(root, { ...UNTIMED, io: { readdirSync: denied as typeof fs.readdirSync, readlinkSync: fs.readlinkSync } });
     const r = f.find([555], 0).get(555);
     expect(r?.pids).toEqual([]);
     expect(r?.unknown).toMatch(/no permission to read \/proc\/PID\/fd of 2 processes \(EACCES/);
   });
 
   it('ignores inodes that are not positive integers', () => {
-    expect(new SocketOwnerFinder(root).find([0, -1, NaN], 0).size).toBe(0);
+    expect(new SocketOwnerFinder(root, UNTIMED).find([0, -1, NaN], 0).size).toBe(0);
   });
 });
 
@@ -159,5 +163,15 @@ describe('thread shares over a window', () => {
     const o = summarizeOwners([a, b, c], c);
     expect(o[0].threads[0].runShare).toBeCloseTo(0.9);
     expect(summarizeOwners([c], c)[0].threads).toEqual([]); // read once: no window yet
+  });
+});
+
+describe('SocketOwnerFinder time bound', () => {
+  it('a call with no time left reads no link and finds nothing yet', () => {
+    proc({ 100: { 3: 'socket:[555]' } });
+    const f = new SocketOwnerFinder(root, { maxScanMs: 0 });
+    const r = f.find([555], 0).get(555);
+    expect(f.linksRead).toBe(0);
+    expect(r?.pids ?? []).toEqual([]);
   });
 });
