@@ -614,7 +614,10 @@ export class SockDiag {
    * converts what it keeps there). Requests whose socket is gone get no call.
    */
   async lookupEach(bodies: readonly Buffer[], onFound: (index: number, v: SockView) => void): Promise<void> {
-    if (!this.lookupSock) this.lookupSock = new NetlinkBatchSocket(NETLINK_SOCK_DIAG, { timeoutMs: this.timeoutMs });
+    // An exact answer is one message of ~0.5 KiB per datagram (tcp_info, skmeminfo, CC info): a 4 KiB
+    // receive buffer holds it with room, where the 16 KiB default allocated 30 times what arrives, per
+    // flow and round (a longer answer fails the round as truncated, never silently).
+    if (!this.lookupSock) this.lookupSock = new NetlinkBatchSocket(NETLINK_SOCK_DIAG, { timeoutMs: this.timeoutMs, msgBufferSize: 4096 });
     const view = this.lookupView;
     let failure: Error | null = null;
     await this.lookupSock.exchange(SOCK_DIAG_BY_FAMILY, 0, bodies, 'sock_diag exact lookup', (i, m, errno) => {
