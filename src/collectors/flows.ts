@@ -25,6 +25,7 @@ import { ALL_STATES, CompiledSelector, SelectorError, compileSelector, orSelecto
 import { DEFAULT_PORT_RANGE, ListeningPorts, PackedIdentity, PortRange, dumpListening, identify, identityLabels, readPortRange } from '../sources/flow-identity';
 import { AddressDevices } from '../sources/netlink/rtnl-addr';
 import { DumpPlan, DumpResult, EXT_FLOWS, SockDiag, SockView, TCP_LISTEN } from '../sources/netlink/sockdiag';
+import { Candidate, TopFlows, byRank } from '../sources/flow-top';
 import { MIN_RTT_NONE, SKMEM, TCPI, TCP_INFINITE_SSTHRESH, tcpStateName } from '../sources/netlink/tcpinfo';
 
 // ---------------------------------------------------------------------------------------------------
@@ -213,85 +214,8 @@ export const flowsInterrupted = counter(
 
 export const FLOW_METRICS = [flowInfo, ...FLOW_TABLE.descs, flowsSockets, flowsSeen, flowsExported, flowsOmitted, flowsInterrupted, ...SERVICE_TABLE.descs];
 
-// Selection: a bounded min-heap of (bytes moved since the last scrape, lifetime bytes moved)
-
-interface Candidate {
-  delta: number;
-  total: number;
-  view: SockView;
-}
-
-const worse = (a: Candidate, b: Candidate) => a.delta < b.delta || (a.delta === b.delta && a.total < b.total);
-const byRank = (a: Candidate, b: Candidate) => b.delta - a.delta || b.total - a.total;
-
-/**
- * Keeps the `cap` best candidates of one dump. The candidates and their message copies are reused from
- * scrape to scrape (reset() makes them free again), and an entering socket is copied over the evicted
- * one, so selection allocates nothing in steady state (kept objects would also make V8 grow its young
- * generation). Views handed out stay valid until the next reset().
- */
-export class TopFlows {
-  private readonly heap: Candidate[] = [];
-  private readonly spare: Candidate[] = [];
-  constructor(readonly cap: number) {}
-
-  get items(): readonly Candidate[] {
-    return this.heap;
-  }
-
-  /** Forget the previous dump's candidates (their storage is reused). */
-  reset(): void {
-    this.spare.push(...this.heap);
-    this.heap.length = 0;
-  }
-
-  private fresh(delta: number, total: number, v: SockView): Candidate {
-    const c = this.spare.pop() ?? { delta: 0, total: 0, view: new SockView(v.layout) };
-    c.delta = delta;
-    c.total = total;
-    v.copyInto(c.view);
-    return c;
-  }
-
-  /** Add unconditionally (watched flows, last scrape's exported flows). */
-  keep(delta: number, total: number, v: SockView): Candidate {
-    const c = this.fresh(delta, total, v);
-    this.heap.push(c);
-    return c;
-  }
-
-  offer(delta: number, total: number, v: SockView): void {
-    const h = this.heap;
-    if (this.cap <= 0) return;
-    if (h.length < this.cap) {
-      h.push(this.fresh(delta, total, v));
-      let i = h.length - 1;
-      while (i > 0) {
-        const p = (i - 1) >> 1;
-        if (!worse(h[i], h[p])) break;
-        [h[i], h[p]] = [h[p], h[i]];
-        i = p;
-      }
-      return;
-    }
-    const min = h[0];
-    if (!(min.delta < delta || (min.delta === delta && min.total < total))) return;
-    min.delta = delta;
-    min.total = total;
-    v.copyInto(min.view);
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < h.length && worse(h[l], h[m])) m = l;
-      if (r < h.length && worse(h[r], h[m])) m = r;
-      if (m === i) break;
-      [h[i], h[m]] = [h[m], h[i]];
-      i = m;
-    }
-  }
-}
+// Selection: TopFlows (src/sources/flow-top.ts) keeps the busiest flows of a dump; chooseExported
+// applies the hysteresis.
 
 /**
  * The --flows.max flows to export: last scrape's exported flows (`incumbents`) and the best `max` of the

@@ -31,7 +31,8 @@ import type {
   SkMem,
   TaskSnapshot,
 } from './types';
-import type { DiscoveredFlow, FlowSource, NodeSource } from './sampler';
+import type { DiscoverWant, DiscoveredFlow, FlowSource, NodeSource } from './sampler';
+import { TopFlows } from '../sources/flow-top';
 import type { EthtoolFeatures, EthtoolRings } from '../sources/netlink/ethtool';
 import type { QueueStats } from '../sources/netlink/netdev-genl';
 
@@ -176,22 +177,56 @@ export class SockDiagFlowSource implements FlowSource {
     return this.reader.openedConnections();
   }
 
-  async discover(): Promise<DiscoveredFlow[]> {
+  /** Bytes moved (acked + received) per socket cookie at the previous discovery, and the next map. */
+  private prevBytes = new Map<number, number>();
+  private nextBytes = new Map<number, number>();
+  private top: TopFlows | undefined;
+
+  async discover(want?: DiscoverWant): Promise<DiscoveredFlow[]> {
     const out: DiscoveredFlow[] = [];
-    await this.reader.discover((v, watched) => {
-      out.push({
-        key: flowKeyOfView(v),
-        bytesAcked: v.tcp(TCPI.bytesAcked) ?? 0,
-        bytesReceived: v.tcp(TCPI.bytesReceived) ?? 0,
-        watched,
-      });
+    const record = (v: SockView, watched: boolean, bytesPerSecond?: number): DiscoveredFlow => ({
+      key: flowKeyOfView(v),
+      bytesAcked: v.tcp(TCPI.bytesAcked) ?? 0,
+      bytesReceived: v.tcp(TCPI.bytesReceived) ?? 0,
+      watched,
+      ...(bytesPerSecond === undefined ? {} : { bytesPerSecond }),
     });
+    if (!want) {
+      await this.reader.discover((v, watched) => void out.push(record(v, watched)));
+      return out;
+    }
+    // Only the watched flows, those to keep and the busiest others become records; every other socket
+    // costs one entry in a number → number map (its bytes, for the next discovery's rate).
+    if (!this.top || this.top.cap !== want.busiest) this.top = new TopFlows(want.busiest);
+    const top = this.top;
+    top.reset();
+    const keep = new Set<number>();
+    for (const c of want.keep) if (/^\d+$/.test(c)) keep.add(Number(c));
+    const prev = this.prevBytes;
+    const next = this.nextBytes;
+    next.clear();
+    await this.reader.discover((v, watched) => {
+      const total = (v.tcp(TCPI.bytesAcked) ?? 0) + (v.tcp(TCPI.bytesReceived) ?? 0);
+      const cookie = v.cookieKey;
+      // New since the previous discovery: its bytes so far over one interval (as the sampler does).
+      const rate = Math.max(0, total - (prev.get(cookie) ?? 0)) / want.seconds;
+      next.set(cookie, total);
+      if (watched || keep.has(cookie)) out.push(record(v, watched, rate));
+      else top.offer(rate, total, v);
+    });
+    this.prevBytes = next;
+    this.nextBytes = prev;
+    for (const c of top.items) out.push(record(c.view, false, c.delta));
     return out;
   }
 
   async lookup(keys: readonly FlowKey[], t: number, wallMs: number): Promise<Array<FlowSample | null>> {
-    const views = await this.reader.lookup(keys);
-    return views.map((v) => (v ? flowSampleFromView(v, t, wallMs) : null));
+    const out = new Array<FlowSample | null>(keys.length).fill(null);
+    // Each answer is converted where it arrives (no copy of the message, no view per flow).
+    await this.reader.lookupEach(keys, (i, v) => {
+      out[i] = flowSampleFromView(v, t, wallMs);
+    });
+    return out;
   }
 
   close(): void {

@@ -21,11 +21,30 @@ export interface DiscoveredFlow {
   bytesReceived: number;
   /** Matches --diagnosis.watch. */
   watched: boolean;
+  /** Bytes moved per second since the source's previous discovery, when the source rates flows itself. */
+  bytesPerSecond?: number;
 }
 
+/** What a discovery must return besides the watched flows (a source may return more). */
+export interface DiscoverWant {
+  /** The busiest other flows, by bytes moved per second since the previous discovery. */
+  busiest: number;
+  /** Cookies of flows to return whatever their rate (those holding a top place: the hysteresis needs them). */
+  keep: ReadonlySet<string>;
+  /** The discovery interval that rates are computed over (seconds). */
+  seconds: number;
+}
+
+/** Flows a discovery keeps besides the watched ones (ranked for the top N, listed by /api/flows). */
+export const DISCOVER_BUSIEST = 100;
+
 export interface FlowSource {
-  /** All candidate flows (established TCP), with the watch selector applied. */
-  discover(): Promise<DiscoveredFlow[]>;
+  /**
+   * Candidate flows (established TCP), with the watch selector applied: every watched flow, every flow
+   * of `want.keep`, and at least the `want.busiest` busiest others (all of them without `want`). A node
+   * with 50k flows costs one dump, not 50k records.
+   */
+  discover(want?: DiscoverWant): Promise<DiscoveredFlow[]>;
   /**
    * A count that grows whenever a TCP connection is established in the namespace the source reads
    * (undefined: unknown). Unchanged since a discovery = no new candidate since then.
@@ -367,8 +386,11 @@ export class Sampler {
     const t0 = process.hrtime.bigint();
     try {
       let found: DiscoveredFlow[];
+      const seconds = this.opts.discoverIntervalMs / 1000;
+      const keep = new Set<string>();
+      for (const f of this.flowsById.values()) if (f.topPlace && f.goneAt === undefined && f.key.cookie !== undefined) keep.add(f.key.cookie);
       try {
-        found = await this.flowSource.discover();
+        found = await this.flowSource.discover({ busiest: Math.max(this.opts.top, DISCOVER_BUSIEST), keep, seconds });
         this.states.report('diagnosis discovery', null);
       } catch (e) {
         this.stats.errors.discover++;
@@ -376,14 +398,14 @@ export class Sampler {
         this.states.report('diagnosis discovery', e);
         return;
       }
-      const seconds = this.opts.discoverIntervalMs / 1000;
       const rated = found.map((d) => {
         const id = flowId(d.key) + '#' + (d.key.cookie ?? '');
         const total = d.bytesAcked + d.bytesReceived;
         const prev = this.prevBytes.get(id);
         // A flow seen for the first time is ranked by its bytes so far over one interval (a lower bound
         // of its rate when it is new), so that a fresh bulk flow is picked up by the first discovery.
-        return { ...d, id, bytesPerSecond: Math.max(0, total - (prev ?? 0)) / seconds, total };
+        // A source that rates flows itself (the live one: it keeps only the busiest) gives the rate.
+        return { ...d, id, bytesPerSecond: d.bytesPerSecond ?? Math.max(0, total - (prev ?? 0)) / seconds, total };
       });
       this.prevBytes.clear();
       for (const r of rated) this.prevBytes.set(r.id, r.total);

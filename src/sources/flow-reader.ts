@@ -30,11 +30,16 @@ export interface FlowReaderOptions {
   procfs?: string;
 }
 
+const bodyId = (k: FlowId) => `${k.localIp}|${k.localPort}|${k.peerIp}|${k.peerPort}|${k.cookie ?? ''}`;
+
 export class FlowReader {
   private readonly sd: SockDiag;
   private readonly candidates: CompiledSelector;
   private readonly watch: CompiledSelector | null;
   private readonly bodies = new Map<string, Buffer>();
+  /** Scratch arrays of lookupEach() (reused every round). */
+  private readonly index: number[] = [];
+  private readonly batch: Buffer[] = [];
 
   private readonly snmpFile: string;
 
@@ -84,31 +89,53 @@ export class FlowReader {
    * would be sampled for that minute and its series kept that much longer than the documented grace period.
    */
   async lookup(keys: readonly FlowId[]): Promise<Array<SockView | null>> {
-    const id = (k: FlowId) => `${k.localIp}|${k.localPort}|${k.peerIp}|${k.peerPort}|${k.cookie ?? ''}`;
-    const built = keys.map((k) => {
-      let b = this.bodies.get(id(k));
-      if (!b) {
-        try {
-          b = buildExactRequest(sockKeyOf(k), EXT_FLOWS);
-        } catch {
-          return null;
-        }
-        this.bodies.set(id(k), b);
-      }
-      return b;
+    const out = new Array<SockView | null>(keys.length).fill(null);
+    await this.lookupEach(keys, (i, v) => {
+      out[i] = v.copy();
     });
+    return out;
+  }
+
+  /**
+   * lookup() without copies: `onFound(i, view)` for each key whose socket is alive (the view is valid
+   * only during the call); keys of gone sockets get no call. One datagram of prepared requests per call.
+   */
+  async lookupEach(keys: readonly FlowId[], onFound: (index: number, v: SockView) => void): Promise<void> {
+    const idx = this.index;
+    const bodies = this.batch;
+    idx.length = 0;
+    bodies.length = 0;
+    for (let i = 0; i < keys.length; i++) {
+      const b = this.body(keys[i]);
+      if (b === null) continue;
+      idx.push(i);
+      bodies.push(b);
+    }
     if (this.bodies.size > 4 * keys.length + 64) {
       // Forget request bodies of flows no longer sampled.
-      const keep = new Set(keys.map(id));
+      const keep = new Set(keys.map(bodyId));
       for (const k of [...this.bodies.keys()]) if (!keep.has(k)) this.bodies.delete(k);
     }
-    const bodies = built.filter((b): b is Buffer => b !== null);
-    const views = bodies.length ? await this.sd.lookupPrepared(bodies) : [];
-    let i = 0;
-    return built.map((b) => {
-      const v = b === null ? null : views[i++];
-      return v !== null && v.hasInfo ? v : null;
+    if (bodies.length === 0) return;
+    const at = idx.slice();
+    await this.sd.lookupEach(bodies.slice(), (j, v) => {
+      if (v.hasInfo) onFound(at[j], v);
     });
+  }
+
+  /** The prepared exact request of a key (built once); null when no socket can have the key. */
+  private body(k: FlowId): Buffer | null {
+    const id = bodyId(k);
+    let b = this.bodies.get(id);
+    if (b === undefined) {
+      try {
+        b = buildExactRequest(sockKeyOf(k), EXT_FLOWS);
+      } catch {
+        return null;
+      }
+      this.bodies.set(id, b);
+    }
+    return b;
   }
 
   close(): void {

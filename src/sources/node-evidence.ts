@@ -28,7 +28,7 @@ import { readSysctl } from './procfs/sysctl';
 import { latestOvsInternalPorts } from './ovs/internal-ports';
 import type { OvsReader, OvsSnapshot } from './ovs/snapshot';
 import { vswitchdCpuSeconds, vswitchdPid } from './ovs/vswitchd';
-import { TaskSample, readTasks } from './procfs/tasks';
+import { TaskReader, TaskSample } from './procfs/tasks';
 import { SocketOwnerFinder } from './procfs/sockowners';
 import type { Logger } from '../core/log';
 import { NetdevAttrs, NetdevQueues, readDeviceAttrs, readNetdevQueues } from './sysfs/netdev';
@@ -119,10 +119,15 @@ export class NodeEvidenceReader {
   private qstatsUnsupported = false;
   private readonly hz = userHz();
   private readonly ownerFinder: SocketOwnerFinder;
+  /** Threads of the socket owners and of ovs-vswitchd, their files held open between snapshots. */
+  private readonly tasks: TaskReader;
+  /** The sysctls (configuration), re-read after CONFIG_TTL_MS. */
+  private sysctlCache: { at: number; values: Record<string, string>; errors: string[] } | undefined;
   private readonly warned = new Set<string>();
 
   constructor(private readonly o: NodeReaderOptions) {
     this.ownerFinder = new SocketOwnerFinder(o.procfs);
+    this.tasks = new TaskReader(o.procfs);
   }
 
   private warnOnce(key: string, msg: string): void {
@@ -137,7 +142,7 @@ export class NodeEvidenceReader {
     if (!ep) return undefined;
     try {
       const pid = vswitchdPid(ep);
-      return pid ? readTasks(this.o.procfs, pid, MAX_THREADS, true) : undefined;
+      return pid ? this.tasks.read(pid, MAX_THREADS, true) : undefined;
     } catch (e) {
       this.warnOnce('vswitchd tasks', `ovs-vswitchd threads: ${(e as Error).message}`);
       return undefined;
@@ -155,7 +160,7 @@ export class NodeEvidenceReader {
     const byPid = new Map<number, TaskSample[]>();
     const tasksOf = (pid: number): TaskSample[] => {
       let ts = byPid.get(pid);
-      if (!ts) byPid.set(pid, (ts = readTasks(this.o.procfs, pid, MAX_THREADS)));
+      if (!ts) byPid.set(pid, (ts = this.tasks.read(pid, MAX_THREADS)));
       return ts;
     };
     for (const [inode, o] of this.ownerFinder.find(inodes, t)) {
@@ -312,12 +317,23 @@ export class NodeEvidenceReader {
         }
       }),
     );
-    const sysctl: Record<string, string> = {};
-    for (const name of this.o.sysctls) {
-      const v = attempt(`sysctl ${name}`, () => readSysctl(this.o.procfs, name));
-      if (v) sysctl[name] = 'numbers' in v ? v.numbers.join(' ') : v.text;
+    // Sysctls are configuration: read at most every CONFIG_TTL_MS (their failures are repeated meanwhile).
+    if (!this.sysctlCache || t - this.sysctlCache.at > CONFIG_TTL_MS) {
+      const values: Record<string, string> = {};
+      const failed: string[] = [];
+      for (const name of this.o.sysctls) {
+        try {
+          const v = readSysctl(this.o.procfs, name);
+          if (v) values[name] = 'numbers' in v ? v.numbers.join(' ') : v.text;
+        } catch (e) {
+          failed.push(`sysctl ${name}: ${(e as Error).message}`);
+        }
+      }
+      this.sysctlCache = { at: t, values, errors: failed };
     }
-    return {
+    errors.push(...this.sysctlCache.errors);
+    const sysctl = { ...this.sysctlCache.values };
+    const rec: NodeRecords = {
       wallMs,
       devices,
       attrs,
@@ -339,6 +355,8 @@ export class NodeEvidenceReader {
       userHz: this.hz,
       errors,
     };
+    this.tasks.sweep();
+    return rec;
   }
 
   /** The egress device towards `peerIp` (rtnetlink route lookup), with what is needed to follow it. */
@@ -350,6 +368,7 @@ export class NodeEvidenceReader {
   }
 
   close(): void {
+    this.tasks.close();
     this.rtnl?.close();
     this.rtnl = null;
     this.ethtool?.close();

@@ -5,7 +5,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { SocketOwnerFinder } from '../../src/sources/procfs/sockowners';
-import { parseSchedstat, parseTaskStat, readTasks } from '../../src/sources/procfs/tasks';
+import { TaskReader, parseSchedstat, parseTaskStat, readTasks } from '../../src/sources/procfs/tasks';
+import { heldCount } from '../../src/sources/procfs/read';
 import { summarizeOwners, threadDeltas } from '../../src/diagnosis/summarize';
 import type { NodeSnapshot, TaskSnapshot } from '../../src/diagnosis/types';
 
@@ -137,6 +138,32 @@ describe('thread counters', () => {
     ]);
     expect(readTasks(root, 900)[0].voluntarySwitches).toBeUndefined();
     expect(readTasks(root, 12345)).toEqual([]);
+  });
+
+  it('a TaskReader reads what readTasks reads, keeps /proc descriptors open and closes them with sweep()', () => {
+    const r = new TaskReader('/proc');
+    const before = heldCount();
+    const tids = (xs: Array<{ tid: number }>) => xs.map((x) => x.tid);
+    const a = r.read(process.pid);
+    expect(tids(a)).toEqual(tids(readTasks('/proc', process.pid)));
+    expect(a.find((x) => x.tid === process.pid)?.comm).toBeTruthy();
+    expect(heldCount()).toBe(before + 2 * a.length); // stat and schedstat of each thread
+    const b = r.read(process.pid); // read again from the held descriptors: the same threads, time moving on
+    expect(tids(b)).toEqual(tids(a));
+    expect(b[0].cpuTicks).toBeGreaterThanOrEqual(a[0].cpuTicks);
+    r.sweep(); // the process was read this round: kept
+    expect(heldCount()).toBe(before + 2 * a.length);
+    r.sweep(); // not read since: closed
+    expect(heldCount()).toBe(before);
+    // Fixtures (not procfs) are never held; an exited process reads as [].
+    fs.mkdirSync(path.join(root, '900', 'task', '900'), { recursive: true });
+    fs.writeFileSync(path.join(root, '900', 'task', '900', 'stat'), STAT(900, 'main', 10, 5, 0));
+    const f = new TaskReader(root);
+    expect(f.read(900).map((x) => [x.tid, x.cpuTicks, x.runNs])).toEqual([[900, 15, undefined]]);
+    expect(f.read(12345)).toEqual([]);
+    expect(heldCount()).toBe(before);
+    f.close();
+    r.close();
   });
 });
 

@@ -121,31 +121,33 @@ export class NetlinkBatchSocket {
         if (pending === 0) finish(null);
       };
       sock.ref();
-      // Pack the requests into datagrams of at most 32 KiB.
-      let chunk: Buffer[] = [];
-      let size = 0;
-      const flush = () => {
-        if (chunk.length === 0) return;
-        const dgram = Buffer.concat(chunk, size);
-        chunk = [];
-        size = 0;
+      // Pack the requests into datagrams of at most 32 KiB, each written in place into one buffer.
+      let first = 0;
+      while (first < bodies.length) {
+        let size = 0;
+        let end = first;
+        while (end < bodies.length) {
+          const len = (16 + bodies[end].length + 3) & ~3;
+          if (end > first && size + len > MAX_DATAGRAM) break;
+          size += len;
+          end++;
+        }
+        const dgram = Buffer.alloc(size);
+        let off = 0;
+        for (let i = first; i < end; i++) {
+          const len = 16 + bodies[i].length;
+          dgram.writeUInt32LE(len, off);
+          dgram.writeUInt16LE(type, off + 4);
+          dgram.writeUInt16LE(flags | NLM_F_REQUEST, off + 6);
+          dgram.writeUInt32LE((base + i) >>> 0, off + 8);
+          bodies[i].copy(dgram, off + 16);
+          off += (len + 3) & ~3;
+        }
+        first = end;
         sock.send(dgram, { port: 0 }, (err) => {
           if (err) finish(new Error(`${context}: send failed: ${err.message}`));
         });
-      };
-      for (let i = 0; i < bodies.length; i++) {
-        const len = 16 + bodies[i].length;
-        const msg = Buffer.alloc((len + 3) & ~3);
-        msg.writeUInt32LE(len, 0);
-        msg.writeUInt16LE(type, 4);
-        msg.writeUInt16LE(flags | NLM_F_REQUEST, 6);
-        msg.writeUInt32LE((base + i) >>> 0, 8);
-        bodies[i].copy(msg, 16);
-        if (size + msg.length > MAX_DATAGRAM) flush();
-        chunk.push(msg);
-        size += msg.length;
       }
-      flush();
     });
   }
 }

@@ -554,11 +554,14 @@ export class SockDiag {
   private dumpSock: NetlinkSocket | null = null;
   private lookupSock: NetlinkBatchSocket | null = null;
   private readonly view: SockView;
+  /** The view lookupEach() hands out (not the dump's: a lookup's answer may arrive while a dump runs). */
+  private readonly lookupView: SockView;
   private readonly timeoutMs: number;
 
   constructor(opts: SockDiagOptions = {}) {
     this.layout = tcpInfoLayout(opts.kernelRelease ?? os.release());
     this.view = new SockView(this.layout);
+    this.lookupView = new SockView(this.layout);
     this.timeoutMs = opts.timeoutMs ?? 5000;
   }
 
@@ -598,21 +601,34 @@ export class SockDiag {
 
   /** Like lookup(), with request bodies built once by buildExactRequest() (for 20 Hz polling). */
   async lookupPrepared(bodies: readonly Buffer[]): Promise<Array<SockView | null>> {
-    if (!this.lookupSock) this.lookupSock = new NetlinkBatchSocket(NETLINK_SOCK_DIAG, { timeoutMs: this.timeoutMs });
     const out: Array<SockView | null> = new Array<SockView | null>(bodies.length).fill(null);
+    await this.lookupEach(bodies, (i, v) => {
+      out[i] = v.copy();
+    });
+    return out;
+  }
+
+  /**
+   * Like lookupPrepared() without copies: `onFound(i, view)` is called for each request whose socket
+   * was found, with the shared view over the received datagram, valid only during the call (a sampler
+   * converts what it keeps there). Requests whose socket is gone get no call.
+   */
+  async lookupEach(bodies: readonly Buffer[], onFound: (index: number, v: SockView) => void): Promise<void> {
+    // An exact answer is one message of ~0.5 KiB per datagram (tcp_info, skmeminfo, CC info): a 4 KiB
+    // receive buffer holds it with room, where the 16 KiB default allocated 30 times what arrives, per
+    // flow and round (a longer answer fails the round as truncated, never silently).
+    if (!this.lookupSock) this.lookupSock = new NetlinkBatchSocket(NETLINK_SOCK_DIAG, { timeoutMs: this.timeoutMs, msgBufferSize: 4096 });
+    const view = this.lookupView;
     let failure: Error | null = null;
     await this.lookupSock.exchange(SOCK_DIAG_BY_FAMILY, 0, bodies, 'sock_diag exact lookup', (i, m, errno) => {
       if (m) {
         if (m.type !== SOCK_DIAG_BY_FAMILY) throw new DecodeError('sock_diag exact lookup', m.start - 16, `unexpected message type ${m.type}`);
-        const b = Buffer.allocUnsafe(m.end - m.start);
-        m.buf.copy(b, 0, m.start, m.end);
-        out[i] = new SockView(this.layout).attach(b, 0, b.length);
+        onFound(i, view.attach(m.buf, m.start, m.end));
       } else if (errno !== -2) {
         failure ??= new Error(`sock_diag exact lookup #${i}: kernel answered errno ${errno}`);
       }
     });
     if (failure) throw failure;
-    return out;
   }
 
   close(): void {
