@@ -12,7 +12,7 @@ import { SelectorError } from '../sources/flowselect';
 import { ovsReaderOptions } from '../sources/ovs/flags';
 import { OvsReader } from '../sources/ovs/snapshot';
 import { LiveNodeSource, SockDiagFlowSource } from './adapters';
-import { COMMAND_FLAGS, allFindingsFlag, durationFlagDef, flowFlag, jsonFlag, peerFlag, sampleRateFlag } from './flags';
+import { COMMAND_FLAGS, allFindingsFlag, durationFlagDef, flowFlag, jsonFlag, peerFlag, peerTimeoutFlag, sampleRateFlag } from './flags';
 import { renderProgress, renderVerdict } from './render';
 import { DEFAULT_SAMPLER_OPTIONS, Sampler, flowId, joinEvidence, parseFlowId } from './sampler';
 import type { FlowKey, SideEvidence } from './types';
@@ -60,11 +60,11 @@ async function pickFlow(discover: SockDiagFlowSource['discover'], flowArg: strin
   return best?.key;
 }
 
-async function fetchPeer(f: typeof fetch, base: string, key: FlowKey, params: Record<string, string>): Promise<SideEvidence> {
+async function fetchPeer(f: typeof fetch, base: string, key: FlowKey, params: Record<string, string>, timeoutMs: number): Promise<SideEvidence> {
   const u = new URL('/api/diagnosis', base);
   u.searchParams.set('flow', flowId(reverseKey(key)));
   for (const [k, v] of Object.entries(params)) u.searchParams.set(k, v);
-  const r = await f(u, { signal: AbortSignal.timeout(5000) });
+  const r = await f(u, { signal: AbortSignal.timeout(timeoutMs) });
   const body = (await r.json()) as { evidence?: SideEvidence; error?: string };
   if (!r.ok) throw new Error(`${u}: HTTP ${r.status}${body?.error ? `: ${body.error}` : ''}`);
   if (!body || typeof body !== 'object' || typeof body.evidence !== 'object') throw new Error(`${u}: no "evidence" in the answer`);
@@ -78,6 +78,7 @@ export async function runDiagnose(config: Config, io: CliIO, deps: DiagnoseDeps 
   const flowArg = config.get(flowFlag).trim();
   const duration = config.get(durationFlagDef);
   const peer = config.get(peerFlag).trim();
+  const peerTimeoutMs = config.get(peerTimeoutFlag) * 1000;
   const asJson = config.get(jsonFlag);
   const rateHz = maybe(config, sampleRateFlag, 20);
   const isSelector = flowArg !== '' && !parseFlowId(flowArg);
@@ -128,7 +129,7 @@ export async function runDiagnose(config: Config, io: CliIO, deps: DiagnoseDeps 
     if (peer) {
       // Ask the peer to start sampling the reversed flow now, so that its window covers ours.
       try {
-        await fetchPeer(fetchFn, peer, key, { pin: String(Math.ceil(duration + 60)), window: '1' });
+        await fetchPeer(fetchFn, peer, key, { pin: String(Math.ceil(duration + 60)), window: '1' }, peerTimeoutMs);
       } catch (e) {
         peerNote = `peer: ${(e as Error).message}`;
       }
@@ -159,7 +160,7 @@ export async function runDiagnose(config: Config, io: CliIO, deps: DiagnoseDeps 
     let peerEv: SideEvidence | undefined;
     if (peer && !peerNote) {
       try {
-        peerEv = await fetchPeer(fetchFn, peer, key, { window: String(Math.max(1, Math.ceil(elapsed))), pin: '0' });
+        peerEv = await fetchPeer(fetchFn, peer, key, { window: String(Math.max(1, Math.ceil(elapsed))), pin: '0' }, peerTimeoutMs);
       } catch (e) {
         peerNote = `peer: ${(e as Error).message}`;
       }

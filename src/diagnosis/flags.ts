@@ -52,7 +52,8 @@ export const DIAGNOSIS_FLAGS: readonly FlagDef<unknown>[] = [
 export const flowFlag = stringFlag('flow', '', 'The flow to diagnose: a flow selector (e.g. "dport = 5201") or a flow id "LOCAL_IP:PORT-PEER_IP:PORT". Default: the busiest established flow.', '<selector|id>');
 export const durationFlagDef = durationFlag('duration', 10, 'How long to sample.', 0.2);
 export const peerFlag = stringFlag('peer', '', "Base URL of the other node's flowpath (e.g. http://10.0.0.2:9632); its /api view of the reversed flow is joined.", '<url>');
+export const peerTimeoutFlag = durationFlag('peer.timeout', 5, "How long to wait for each answer of the --peer node's flowpath.", 0.1);
 export const jsonFlag = boolFlag('json', false, 'Print the verdict as JSON instead of the path diagram.');
 export const allFindingsFlag = boolFlag('all', false, 'Also list the findings of hops that are ok.');
 
-export const COMMAND_FLAGS: readonly FlagDef<unknown>[] = [flowFlag, durationFlagDef, peerFlag, jsonFlag, allFindingsFlag] as FlagDef<unknown>[];
+export const COMMAND_FLAGS: readonly FlagDef<unknown>[] = [flowFlag, durationFlagDef, peerFlag, peerTimeoutFlag, jsonFlag, allFindingsFlag] as FlagDef<unknown>[];

@@ -93,6 +93,22 @@ describe('flowpath diagnose', () => {
     expect(j.receiver).toBeNull();
   });
 
+  it('--peer.timeout bounds each peer request: a peer that never answers is reported as a timeout', async () => {
+    const f = fakes();
+    const signals: Array<AbortSignal | undefined> = [];
+    const fetchFn = ((_u: URL, init?: { signal?: AbortSignal }) => {
+      signals.push(init?.signal ?? undefined);
+      return new Promise((_r, reject) => init?.signal?.addEventListener('abort', () => reject(init.signal!.reason)));
+    }) as unknown as typeof fetch;
+    const { out, io: cio } = io();
+    const code = await runDiagnose(config(['--duration', '300ms', '--json', '--peer', 'http://10.0.0.2:9632', '--peer.timeout=200ms']), cio, { makeSampler: f.makeSampler, fetch: fetchFn, isTTY: false });
+    expect(code).toBe(0);
+    expect(signals.length).toBe(1); // the pin timed out: the end of the run does not ask again
+    const j = JSON.parse(out.stdout);
+    expect(j.peer_error).toMatch(/^peer: .*timeout/i);
+    expect(j.receiver).toBeNull();
+  });
+
   it('no matching flow: exit 1 with a reason; a bad --peer is a usage error', async () => {
     const { out, io: cio } = io();
     expect(await runDiagnose(config(['--flow', 'dport = 9', '--duration', '300ms']), cio, { makeSampler: fakes(false).makeSampler })).toBe(1);

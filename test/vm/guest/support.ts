@@ -278,7 +278,7 @@ export class SeedTopology {
     let out: { stdout: string; stderr: string; code: number };
     try {
       await sleep(1500);
-      const args = ['--flow', `dport = 5201 and dst ${this.b.ip}`, '--duration', `${seconds}s`, '--json', '--peer', `http://${this.b.ip}:9632`, `--ovs.rundir=${this.a.ovsDir}`, '--ovs.timeout=20s'];
+      const args = ['--flow', `dport = 5201 and dst ${this.b.ip}`, '--duration', `${seconds}s`, '--json', '--peer', `http://${this.b.ip}:9632`, '--peer.timeout=60s', `--ovs.rundir=${this.a.ovsDir}`, '--ovs.timeout=20s'];
       out = worker ? await worker.run(args) : await shAsync('ip', ['netns', 'exec', this.a.ns, process.execPath, CLI, 'diagnose', ...args], 240000);
     } finally {
       await flow.stop();
