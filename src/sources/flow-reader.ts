@@ -37,9 +37,6 @@ export class FlowReader {
   private readonly candidates: CompiledSelector;
   private readonly watch: CompiledSelector | null;
   private readonly bodies = new Map<string, Buffer>();
-  /** Scratch arrays of lookupEach() (reused every round). */
-  private readonly index: number[] = [];
-  private readonly batch: Buffer[] = [];
 
   private readonly snmpFile: string;
 
@@ -101,14 +98,12 @@ export class FlowReader {
    * only during the call); keys of gone sockets get no call. One datagram of prepared requests per call.
    */
   async lookupEach(keys: readonly FlowId[], onFound: (index: number, v: SockView) => void): Promise<void> {
-    const idx = this.index;
-    const bodies = this.batch;
-    idx.length = 0;
-    bodies.length = 0;
+    const at: number[] = [];
+    const bodies: Buffer[] = [];
     for (let i = 0; i < keys.length; i++) {
       const b = this.body(keys[i]);
       if (b === null) continue;
-      idx.push(i);
+      at.push(i);
       bodies.push(b);
     }
     if (this.bodies.size > 4 * keys.length + 64) {
@@ -117,8 +112,7 @@ export class FlowReader {
       for (const k of [...this.bodies.keys()]) if (!keep.has(k)) this.bodies.delete(k);
     }
     if (bodies.length === 0) return;
-    const at = idx.slice();
-    await this.sd.lookupEach(bodies.slice(), (j, v) => {
+    await this.sd.lookupEach(bodies, (j, v) => {
       if (v.hasInfo) onFound(at[j], v);
     });
   }
