@@ -31,7 +31,8 @@ import type {
   SkMem,
   TaskSnapshot,
 } from './types';
-import type { DiscoverWant, DiscoveredFlow, FlowSource, NodeSource } from './sampler';
+import { discoveryRate } from './sampler';
+import type { DiscoverWant, DiscoveredFlow, FlowSource, NodeSource, RatedFlow } from './sampler';
 import { TopFlows } from '../sources/flow-top';
 import type { EthtoolFeatures, EthtoolRings } from '../sources/netlink/ethtool';
 import type { QueueStats } from '../sources/netlink/netdev-genl';
@@ -182,19 +183,24 @@ export class SockDiagFlowSource implements FlowSource {
   private nextBytes = new Map<number, number>();
   private top: TopFlows | undefined;
 
+  /** Without `want`: every candidate, unrated (the diagnose command's flow choice). */
+  discover(): Promise<DiscoveredFlow[]>;
+  /** With `want`: the sampler's discovery, every flow rated against this source's previous discovery. */
+  discover(want: DiscoverWant): Promise<RatedFlow[]>;
   async discover(want?: DiscoverWant): Promise<DiscoveredFlow[]> {
-    const out: DiscoveredFlow[] = [];
-    const record = (v: SockView, watched: boolean, bytesPerSecond?: number): DiscoveredFlow => ({
+    const record = (v: SockView, watched: boolean): DiscoveredFlow => ({
       key: flowKeyOfView(v),
       bytesAcked: v.tcp(TCPI.bytesAcked) ?? 0,
       bytesReceived: v.tcp(TCPI.bytesReceived) ?? 0,
       watched,
-      ...(bytesPerSecond === undefined ? {} : { bytesPerSecond }),
     });
     if (!want) {
-      await this.reader.discover((v, watched) => void out.push(record(v, watched)));
-      return out;
+      const all: DiscoveredFlow[] = [];
+      await this.reader.discover((v, watched) => void all.push(record(v, watched)));
+      return all;
     }
+    const out: RatedFlow[] = [];
+    const rated = (v: SockView, watched: boolean, bytesPerSecond: number): RatedFlow => ({ ...record(v, watched), bytesPerSecond });
     // Only the watched flows, those to keep and the busiest others become records; every other socket
     // costs one entry in a number → number map (its bytes, for the next discovery's rate).
     if (!this.top || this.top.cap !== want.busiest) this.top = new TopFlows(want.busiest);
@@ -208,15 +214,14 @@ export class SockDiagFlowSource implements FlowSource {
     await this.reader.discover((v, watched) => {
       const total = (v.tcp(TCPI.bytesAcked) ?? 0) + (v.tcp(TCPI.bytesReceived) ?? 0);
       const cookie = v.cookieKey;
-      // New since the previous discovery: its bytes so far over one interval (as the sampler does).
-      const rate = Math.max(0, total - (prev.get(cookie) ?? 0)) / want.seconds;
+      const rate = discoveryRate(total, prev.get(cookie), want.seconds);
       next.set(cookie, total);
-      if (watched || keep.has(cookie)) out.push(record(v, watched, rate));
+      if (watched || keep.has(cookie)) out.push(rated(v, watched, rate));
       else top.offer(rate, total, v);
     });
     this.prevBytes = next;
     this.nextBytes = prev;
-    for (const c of top.items) out.push(record(c.view, false, c.delta));
+    for (const c of top.items) out.push(rated(c.view, false, c.delta));
     return out;
   }
 

@@ -121,7 +121,7 @@ export function mountDiagnosisApi(app: Express, deps: DiagnosisApiDeps): void {
         watched: d.watched,
         bytes_acked: d.bytesAcked,
         bytes_received: d.bytesReceived,
-        bytes_per_second: d.bytesPerSecond ?? null,
+        bytes_per_second: d.bytesPerSecond,
         sampled: false,
       });
     }
@@ -180,7 +180,7 @@ export function mountDiagnosisApi(app: Express, deps: DiagnosisApiDeps): void {
         const sampled = s.flows().filter((f) => match(f.key)).sort((a, b) => b.history.length - a.history.length);
         key = sampled[0]?.key;
         if (!key) {
-          const d = s.lastDiscovered.filter((x) => match(x.key)).sort((a, b) => (b.bytesPerSecond ?? 0) - (a.bytesPerSecond ?? 0))[0];
+          const d = s.lastDiscovered.filter((x) => match(x.key)).sort((a, b) => b.bytesPerSecond - a.bytesPerSecond)[0];
           if (d) {
             key = d.key;
             pinned = pin(key);

@@ -15,6 +15,8 @@ import { LiveNodeSource, SockDiagFlowSource } from './adapters';
 import { COMMAND_FLAGS, allFindingsFlag, durationFlagDef, flowFlag, jsonFlag, peerFlag, peerTimeoutFlag, sampleRateFlag } from './flags';
 import { renderProgress, renderVerdict } from './render';
 import { DEFAULT_SAMPLER_OPTIONS, Sampler, flowId, joinEvidence, parseFlowId } from './sampler';
+import type { DiscoveredFlow } from './sampler';
+
 import type { FlowKey, SideEvidence } from './types';
 import { diagnose } from './verdict';
 import { reverseKey } from './verdict';
@@ -31,16 +33,19 @@ function maybe<T>(config: Config, f: FlagDef<T>, def: T): T {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Every candidate flow, unrated (SockDiagFlowSource.discover() without a want). */
+type ListFlows = () => Promise<DiscoveredFlow[]>;
+
 export interface DiagnoseDeps {
   /** For tests: replace the live sources. */
-  makeSampler?: (config: Config, rateHz: number) => { sampler: Sampler; discover: SockDiagFlowSource['discover'] };
+  makeSampler?: (config: Config, rateHz: number) => { sampler: Sampler; discover: ListFlows };
   fetch?: typeof fetch;
   isTTY?: boolean;
   now?: () => number;
 }
 
 /** Pick the flow: an exact id, else the busiest established flow matching the selector. */
-async function pickFlow(discover: SockDiagFlowSource['discover'], flowArg: string, selector: boolean): Promise<FlowKey | undefined> {
+async function pickFlow(discover: ListFlows, flowArg: string, selector: boolean): Promise<FlowKey | undefined> {
   const exact = parseFlowId(flowArg);
   if (exact) {
     const all = await discover();
@@ -92,7 +97,7 @@ export async function runDiagnose(config: Config, io: CliIO, deps: DiagnoseDeps 
   const log = createLogger(maybe(config, logLevelFlag, 'info') === 'debug' ? 'debug' : 'warn');
 
   let sampler: Sampler;
-  let discover: SockDiagFlowSource['discover'];
+  let discover: ListFlows;
   if (deps.makeSampler) ({ sampler, discover } = deps.makeSampler(config, rateHz));
   else {
     let flows: SockDiagFlowSource;

@@ -21,8 +21,22 @@ export interface DiscoveredFlow {
   bytesReceived: number;
   /** Matches --diagnosis.watch. */
   watched: boolean;
-  /** Bytes moved per second since the source's previous discovery, when the source rates flows itself. */
-  bytesPerSecond?: number;
+}
+
+/** A discovered flow with its rate (FlowSource.discover(want) rates every flow it returns). */
+export interface RatedFlow extends DiscoveredFlow {
+  /** Bytes moved (acked + received) per second since the source's previous discovery: discoveryRate(). */
+  bytesPerSecond: number;
+}
+
+/**
+ * The one definition of a discovered flow's rate: bytes moved since the previous discovery over the
+ * discovery interval. A flow seen for the first time (`previous` undefined) is ranked by its bytes so far
+ * over one interval, a lower bound of its rate when it is new, so that a fresh bulk flow is picked up by
+ * the first discovery that sees it.
+ */
+export function discoveryRate(total: number, previous: number | undefined, seconds: number): number {
+  return Math.max(0, total - (previous ?? 0)) / seconds;
 }
 
 /** What a discovery must return besides the watched flows (a source may return more). */
@@ -41,10 +55,10 @@ export const DISCOVER_BUSIEST = 100;
 export interface FlowSource {
   /**
    * Candidate flows (established TCP), with the watch selector applied: every watched flow, every flow
-   * of `want.keep`, and at least the `want.busiest` busiest others (all of them without `want`). A node
-   * with 50k flows costs one dump, not 50k records.
+   * of `want.keep`, and at least the `want.busiest` busiest others, each rated by discoveryRate() against
+   * the source's own previous discovery. A node with 50k flows costs one dump, not 50k records.
    */
-  discover(want?: DiscoverWant): Promise<DiscoveredFlow[]>;
+  discover(want: DiscoverWant): Promise<RatedFlow[]>;
   /**
    * A count that grows whenever a TCP connection is established in the namespace the source reads
    * (undefined: unknown). Unchanged since a discovery = no new candidate since then.
@@ -200,7 +214,6 @@ export interface SamplerStats {
 export class Sampler {
   private readonly flowsById = new Map<string, WatchedFlow>();
   private readonly nodeRing: Ring<NodeSnapshot>;
-  private readonly prevBytes = new Map<string, number>();
   private readonly states: StateLogger;
   /** The pending timer of each loop (one per loop: a round schedules the next). */
   private readonly timers = new Map<() => Promise<void>, unknown>();
@@ -219,7 +232,7 @@ export class Sampler {
     errors: { lookup: 0, discover: 0, node: 0, path: 0, tick: 0 },
   };
   /** Most recent discovery (for /api/flows). */
-  lastDiscovered: Array<DiscoveredFlow & { bytesPerSecond?: number }> = [];
+  lastDiscovered: RatedFlow[] = [];
   lastError: Partial<Record<keyof SamplerStats['errors'], string>> = {};
 
   constructor(
@@ -385,12 +398,12 @@ export class Sampler {
     this.quietAtOpens = undefined;
     const t0 = process.hrtime.bigint();
     try {
-      let found: DiscoveredFlow[];
+      let rated: RatedFlow[];
       const seconds = this.opts.discoverIntervalMs / 1000;
       const keep = new Set<string>();
       for (const f of this.flowsById.values()) if (f.topPlace && f.goneAt === undefined && f.key.cookie !== undefined) keep.add(f.key.cookie);
       try {
-        found = await this.flowSource.discover({ busiest: Math.max(this.opts.top, DISCOVER_BUSIEST), keep, seconds });
+        rated = await this.flowSource.discover({ busiest: Math.max(this.opts.top, DISCOVER_BUSIEST), keep, seconds });
         this.states.report('diagnosis discovery', null);
       } catch (e) {
         this.stats.errors.discover++;
@@ -398,19 +411,8 @@ export class Sampler {
         this.states.report('diagnosis discovery', e);
         return;
       }
-      const rated = found.map((d) => {
-        const id = flowId(d.key) + '#' + (d.key.cookie ?? '');
-        const total = d.bytesAcked + d.bytesReceived;
-        const prev = this.prevBytes.get(id);
-        // A flow seen for the first time is ranked by its bytes so far over one interval (a lower bound
-        // of its rate when it is new), so that a fresh bulk flow is picked up by the first discovery.
-        // A source that rates flows itself (the live one: it keeps only the busiest) gives the rate.
-        return { ...d, id, bytesPerSecond: d.bytesPerSecond ?? Math.max(0, total - (prev ?? 0)) / seconds, total };
-      });
-      this.prevBytes.clear();
-      for (const r of rated) this.prevBytes.set(r.id, r.total);
       if (opens !== undefined && (this.opts.top === 0 || rated.every((d) => d.watched))) this.quietAtOpens = opens;
-      this.lastDiscovered = rated.map(({ key, bytesAcked, bytesReceived, watched, bytesPerSecond }) => ({ key, bytesAcked, bytesReceived, watched, bytesPerSecond }));
+      this.lastDiscovered = rated;
 
       for (const d of rated) if (d.watched) this.ensure(d.key, 'watch', now);
       // The top N with hysteresis (core/ranking.ts): among many similar flows the choice stays put.

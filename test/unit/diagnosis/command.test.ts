@@ -27,7 +27,7 @@ function fakes(withFlow = true) {
   // The fake flows advance bytes by rate over the sampler clock; discovery sees them grow.
   const discover = async () => {
     for (const f of flows.flows.values()) f.bytes += f.rate / 10;
-    return flows.discover();
+    return flows.discover({ busiest: 100, keep: new Set(), seconds: 0.1 });
   };
   return {
     flows,

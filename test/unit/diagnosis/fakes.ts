@@ -1,6 +1,7 @@
 // Fake sources and clock for the sampler, API, collector and command tests.
 
-import type { Clock, DiscoveredFlow, FlowSource, NodeSource, Sampler } from '../../../src/diagnosis/sampler';
+import { discoveryRate } from '../../../src/diagnosis/sampler';
+import type { Clock, DiscoverWant, FlowSource, NodeSource, RatedFlow, Sampler } from '../../../src/diagnosis/sampler';
 import type { FlowKey, FlowSample, NodeSnapshot, PathDevices } from '../../../src/diagnosis/types';
 
 /** Run n sampling rounds, advancing the fake clock by stepMs after each. */
@@ -48,8 +49,16 @@ export class FakeFlows implements FlowSource {
   flows = new Map<number, { bytes: number; watched: boolean; cookie: string; sig: Partial<FlowSample>; rate: number }>();
   lookups = 0;
   openedConnections?: () => number | undefined;
-  discover = async (): Promise<DiscoveredFlow[]> =>
-    [...this.flows.entries()].map(([p, f]) => ({ key: key(p, f.cookie), bytesAcked: f.bytes, bytesReceived: 0, watched: f.watched }));
+  /** Bytes per flow (port#cookie) at the previous discovery: the fake rates its flows as the live source does. */
+  private prevBytes = new Map<string, number>();
+  discover = async (want: DiscoverWant): Promise<RatedFlow[]> => {
+    const prev = this.prevBytes;
+    this.prevBytes = new Map();
+    return [...this.flows.entries()].map(([p, f]) => {
+      this.prevBytes.set(`${p}#${f.cookie}`, f.bytes);
+      return { key: key(p, f.cookie), bytesAcked: f.bytes, bytesReceived: 0, watched: f.watched, bytesPerSecond: discoveryRate(f.bytes, prev.get(`${p}#${f.cookie}`), want.seconds) };
+    });
+  };
   lookup = async (keys: readonly FlowKey[], t: number, _wallMs?: number): Promise<Array<FlowSample | null>> =>
     keys.map((k) => {
       this.lookups++;
