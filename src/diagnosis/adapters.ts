@@ -9,6 +9,7 @@ import { FlowReader, FlowReaderOptions } from '../sources/flow-reader';
 import { NodeEvidenceReader, NodeReaderOptions } from '../sources/node-evidence';
 import type { SockRecord, SockView } from '../sources/netlink/sockdiag';
 import { MIN_RTT_NONE, SKMEM, TCPI, TCP_INFINITE_SSTHRESH } from '../sources/netlink/tcpinfo';
+import type { TcpInfoField } from '../sources/netlink/tcpinfo';
 import { QdiscRecord, TC_H_ROOT } from '../sources/netlink/qdisc';
 import type { NetDevice } from '../sources/devices';
 import type { NetdevAttrs, NetdevQueues } from '../sources/sysfs/netdev';
@@ -44,7 +45,7 @@ const finite = (x: number | undefined) => (x === undefined || !Number.isFinite(x
 
 /** A tcp_info-like record (SockRecord.tcpInfo or a SockView read) to a FlowSample. */
 interface TcpInfoReader {
-  (name: keyof typeof TCPI): number | undefined;
+  (field: TcpInfoField): number | undefined;
 }
 
 function sampleFrom(get: TcpInfoReader, extra: {
@@ -59,45 +60,45 @@ function sampleFrom(get: TcpInfoReader, extra: {
   bbr?: FlowSample['bbr'];
   state?: number;
 }): FlowSample {
-  const ssthresh = get('sndSsthresh');
-  const minRtt = get('minRtt');
-  const appLimited = get('deliveryRateAppLimited');
+  const ssthresh = get(TCPI.sndSsthresh);
+  const minRtt = get(TCPI.minRtt);
+  const appLimited = get(TCPI.deliveryRateAppLimited);
   return {
     t: extra.t,
     wallMs: extra.wallMs,
-    state: extra.state ?? get('state'),
-    caState: get('caState'),
+    state: extra.state ?? get(TCPI.state),
+    caState: get(TCPI.caState),
     cc: extra.cc,
     appLimited: appLimited === undefined ? undefined : appLimited === 1,
-    sndMss: get('sndMss'),
-    unacked: get('unacked'),
-    sacked: get('sacked'),
-    lost: get('lost'),
-    retrans: get('retrans'),
-    cwnd: get('sndCwnd'),
+    sndMss: get(TCPI.sndMss),
+    unacked: get(TCPI.unacked),
+    sacked: get(TCPI.sacked),
+    lost: get(TCPI.lost),
+    retrans: get(TCPI.retrans),
+    cwnd: get(TCPI.sndCwnd),
     ssthresh: ssthresh === undefined || ssthresh >= TCP_INFINITE_SSTHRESH ? undefined : ssthresh,
-    rtt: get('rtt'),
+    rtt: get(TCPI.rtt),
     minRtt: minRtt === undefined || minRtt === MIN_RTT_NONE ? undefined : minRtt,
-    pacingRate: finite(get('pacingRate')),
-    maxPacingRate: finite(get('maxPacingRate')),
-    deliveryRate: get('deliveryRate'),
-    busyTime: get('busyTime'),
-    rwndLimited: get('rwndLimited'),
-    sndbufLimited: get('sndbufLimited'),
-    bytesAcked: get('bytesAcked'),
-    bytesReceived: get('bytesReceived'),
-    bytesSent: get('bytesSent'),
-    bytesRetrans: get('bytesRetrans'),
-    totalRetrans: get('totalRetrans'),
-    dsackDups: get('dsackDups'),
-    notsentBytes: get('notsentBytes'),
-    sndWnd: get('sndWnd'),
-    rcvWnd: get('rcvWnd'),
-    rcvSpace: get('rcvSpace'),
-    rcvSsthresh: get('rcvSsthresh'),
-    delivered: get('delivered'),
-    segsOut: get('segsOut'),
-    dataSegsOut: get('dataSegsOut'),
+    pacingRate: finite(get(TCPI.pacingRate)),
+    maxPacingRate: finite(get(TCPI.maxPacingRate)),
+    deliveryRate: get(TCPI.deliveryRate),
+    busyTime: get(TCPI.busyTime),
+    rwndLimited: get(TCPI.rwndLimited),
+    sndbufLimited: get(TCPI.sndbufLimited),
+    bytesAcked: get(TCPI.bytesAcked),
+    bytesReceived: get(TCPI.bytesReceived),
+    bytesSent: get(TCPI.bytesSent),
+    bytesRetrans: get(TCPI.bytesRetrans),
+    totalRetrans: get(TCPI.totalRetrans),
+    dsackDups: get(TCPI.dsackDups),
+    notsentBytes: get(TCPI.notsentBytes),
+    sndWnd: get(TCPI.sndWnd),
+    rcvWnd: get(TCPI.rcvWnd),
+    rcvSpace: get(TCPI.rcvSpace),
+    rcvSsthresh: get(TCPI.rcvSsthresh),
+    delivered: get(TCPI.delivered),
+    segsOut: get(TCPI.segsOut),
+    dataSegsOut: get(TCPI.dataSegsOut),
     wqueue: extra.wqueue,
     rqueue: extra.rqueue,
     timer: extra.timer,
@@ -125,7 +126,7 @@ function skmemOf(get: (i: number) => number | undefined): SkMem | undefined {
 
 /** From a live SockView (reads fields at fixed offsets; no decode of the whole struct). */
 export function flowSampleFromView(v: SockView, t: number, wallMs?: number): FlowSample {
-  return sampleFrom((n) => v.tcp(TCPI[n]), {
+  return sampleFrom((f) => v.tcp(f), {
     t,
     wallMs,
     state: v.state,
@@ -143,7 +144,7 @@ export function flowSampleFromView(v: SockView, t: number, wallMs?: number): Flo
 export function flowSampleFromRecord(r: SockRecord, t: number, wallMs?: number): FlowSample {
   const ti = r.tcpInfo ?? {};
   const sk = r.skmem;
-  return sampleFrom((n) => ti[n], {
+  return sampleFrom((f) => ti[f.name], {
     t,
     wallMs,
     state: r.state,

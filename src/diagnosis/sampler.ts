@@ -215,8 +215,13 @@ export class Sampler {
   private readonly flowsById = new Map<string, WatchedFlow>();
   private readonly nodeRing: Ring<NodeSnapshot>;
   private readonly states: StateLogger;
-  /** The pending timer of each loop (one per loop: a round schedules the next). */
-  private readonly timers = new Map<() => Promise<void>, unknown>();
+  /** The one pending timer of all three loops, and the sampler time it fires at. */
+  private timer: unknown;
+  private timerAt = Infinity;
+  /** Sampler time each loop's next round is due. */
+  private readonly due = { tick: 0, node: 0, discover: 0 };
+  /** Discovery and node rounds in flight (a tick in flight is tickBusy: a tick due meanwhile is an overrun). */
+  private readonly inFlight = { discover: false, node: false };
   private running = false;
   private tickBusy = false;
   readonly stats: SamplerStats = {
@@ -254,60 +259,99 @@ export class Sampler {
   // ------------------------------------------------------------------------------------------------
   // Loops
 
-  /** Loops parked because no flow is sampled, and how to restart them (wake()). */
-  private readonly parked = new Map<() => Promise<void>, () => void>();
-
   private hasActive(): boolean {
     for (const f of this.flowsById.values()) if (f.goneAt === undefined) return true;
     return false;
   }
 
-  /** Restart the loops parked while no flow was sampled (a flow was added). */
+  /** A flow was added: sampling and node evidence start now (they are parked while none is sampled). */
   private wake(): void {
     if (!this.running) return;
-    const again = [...this.parked.values()];
-    this.parked.clear();
-    for (const restart of again) restart();
+    const now = this.clock.now();
+    this.due.tick = this.due.node = now;
+    this.schedule();
   }
 
+  /**
+   * All three loops share one timer: each wake-up runs the sampling round and, when they are due, the
+   * node snapshot and the discovery in the same event-loop turn (one wake-up per sampling round, not
+   * three timers). The sampling and node loops only run while a flow is sampled: with none they park
+   * (no wake-ups at the sample rate on an idle node) and ensure() wakes them. Discovery always runs.
+   * The rounds are started, not awaited, by the wake-up: a slow discovery dump does not delay sampling.
+   */
   start(): void {
     if (this.running) return;
     this.running = true;
-    // The sampling and node loops only run while a flow is sampled: with none they park (no timer
-    // wake-ups at the sample rate on an idle node) and ensure() wakes them. Discovery always runs.
-    const loop = (fn: () => Promise<void>, everyMs: number, stage: keyof SamplerStats['errors'], first = 0, parkable = false) => {
-      let next = this.clock.now() + first;
-      const run = () => {
-        if (!this.running) return;
-        if (parkable && !this.hasActive()) {
-          this.parked.set(fn, () => loop(fn, everyMs, stage, 0, true));
-          return;
-        }
-        // A round that throws outside its own error handling is counted and logged, and the loop goes on.
-        let round: Promise<void>;
-        try {
-          round = fn();
-        } catch (e) {
-          round = Promise.reject(e);
-        }
-        void round.catch((e: unknown) => this.unexpected(stage, e)).then(() => {
-          if (!this.running) return;
-          next += everyMs;
-          const now = this.clock.now();
-          if (next < now) {
-            // Fell behind (a slow round or a paused process): skip the missed rounds.
-            const missed = Math.floor((now - next) / everyMs) + 1;
-            if (fn === this.tickFn) this.stats.overruns += missed;
-            next += missed * everyMs;
-          }
-          this.timers.set(fn, this.clock.setTimeout(run, next - now));
-        }).catch((e: unknown) => this.unexpected(stage, e));
-      };
-      this.timers.set(fn, this.clock.setTimeout(run, first));
-    };
-    if (this.opts.discoverIntervalMs > 0) loop(this.discoverFn, this.opts.discoverIntervalMs, 'discover');
-    if (this.nodeSource) loop(this.nodeFn, this.opts.nodeIntervalMs, 'node', 0, true);
-    loop(this.tickFn, this.intervalMs, 'tick', 0, true);
+    const now = this.clock.now();
+    this.due.tick = this.due.node = this.due.discover = now;
+    this.schedule();
+  }
+
+  /** Set the timer to the earliest round due (discovery always; sampling and node while a flow is sampled). */
+  private schedule(): void {
+    if (!this.running) return;
+    let at = this.opts.discoverIntervalMs > 0 ? this.due.discover : Infinity;
+    if (this.hasActive()) {
+      at = Math.min(at, this.due.tick);
+      if (this.nodeSource) at = Math.min(at, this.due.node);
+    }
+    if (this.timer !== undefined) {
+      if (this.timerAt <= at) return;
+      this.clock.clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (at === Infinity) return;
+    this.timerAt = at;
+    this.timer = this.clock.setTimeout(this.onTimer, Math.max(0, at - this.clock.now()));
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    if (!this.running) return;
+    const now = this.clock.now();
+    if (this.hasActive()) {
+      if (now >= this.due.tick) {
+        this.due.tick = this.advance(this.due.tick, this.intervalMs, now, true);
+        this.round('tick', () => this.tick());
+      }
+      if (this.nodeSource && now >= this.due.node) {
+        this.due.node = this.advance(this.due.node, this.opts.nodeIntervalMs, now, false);
+        if (!this.inFlight.node) this.round('node', () => this.snapshotNode(), 'node');
+      }
+    }
+    if (this.opts.discoverIntervalMs > 0 && now >= this.due.discover) {
+      this.due.discover = this.advance(this.due.discover, this.opts.discoverIntervalMs, now, false);
+      if (!this.inFlight.discover) this.round('discover', () => this.discover(), 'discover');
+    }
+    this.schedule();
+  };
+
+  /** The next due time after a round at `due`; rounds missed (a slow round, a paused process) are skipped. */
+  private advance(due: number, everyMs: number, now: number, countOverruns: boolean): number {
+    let next = due + everyMs;
+    if (next <= now) {
+      const missed = Math.floor((now - next) / everyMs) + 1;
+      if (countOverruns) this.stats.overruns += missed;
+      next += missed * everyMs;
+    }
+    return next;
+  }
+
+  /** Start a round; one that throws outside its own error handling is counted and logged, and the loop goes on. */
+  private round(stage: keyof SamplerStats['errors'], fn: () => Promise<void>, busy?: keyof Sampler['inFlight']): void {
+    let p: Promise<void>;
+    try {
+      p = fn();
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    if (busy) this.inFlight[busy] = true;
+    void p
+      .catch((e: unknown) => this.unexpected(stage, e))
+      .finally(() => {
+        if (busy) this.inFlight[busy] = false;
+      });
   }
 
   /** An error no stage handled: counted under its stage (flowpath_diagnosis_errors_total) and logged. */
@@ -319,9 +363,9 @@ export class Sampler {
 
   async stop(): Promise<void> {
     this.running = false;
-    this.parked.clear();
-    for (const t of this.timers.values()) this.clock.clearTimeout(t);
-    this.timers.clear();
+    if (this.timer !== undefined) this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
   }
 
   close(): void {
@@ -329,10 +373,6 @@ export class Sampler {
     this.flowSource.close();
     this.nodeSource?.close();
   }
-
-  private readonly tickFn = () => this.tick();
-  private readonly discoverFn = () => this.discover();
-  private readonly nodeFn = () => this.snapshotNode();
 
   // ------------------------------------------------------------------------------------------------
   // One round of each loop (public: tests and the diagnose command call them directly)
