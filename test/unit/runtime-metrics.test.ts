@@ -2,7 +2,7 @@
 // will ever show is there from the first scrape, so none appears later as a new series; both formats are
 // rendered from one registry and say what prom-client's own renderer says.
 import * as client from 'prom-client';
-import { renderRuntime, runtimeMetricsText } from '../../src/runtime-metrics';
+import { LEFT_OUT_FAMILIES, renderRuntime, runtimeFamilies, runtimeMetricsText } from '../../src/runtime-metrics';
 import { parseOpenMetrics } from '../support/openmetrics';
 
 /** Lines with the sample values cut off (values move between two renderings). */
@@ -50,5 +50,43 @@ describe('runtime metrics', () => {
     expect(fams.get('process_cpu_seconds')?.type).toBe('counter');
     expect(fams.get('nodejs_gc_duration_seconds')).toMatchObject({ type: 'histogram', unit: 'seconds' });
     expect(text).toMatch(/^process_cpu_seconds_total \d/m);
+  });
+
+  it("exports prom-client's default families with their HELP and TYPE, but the event-loop standard deviation", async () => {
+    const theirs = new client.Registry();
+    client.collectDefaultMetrics({ register: theirs });
+    const fams = (text: string) => text.split('\n').filter((l) => l.startsWith('# HELP ') || l.startsWith('# TYPE ')).sort();
+    const expected = fams(await theirs.metrics()).filter((l) => !LEFT_OUT_FAMILIES.includes(l.split(' ')[2]));
+    theirs.clear();
+    expect(fams(await runtimeMetricsText('text'))).toEqual(expected);
+    expect(runtimeFamilies().map((f) => f.name).sort()).toEqual([...new Set(expected.map((l) => l.split(' ')[2]))].sort());
+  });
+
+  it('event-loop lag statistics cover the window since the last scrape, and a scrape with no sample in between repeats them', async () => {
+    const stats = (text: string) => {
+      const out: Record<string, number> = {};
+      for (const m of text.matchAll(/^nodejs_eventloop_lag_(min|max|mean|p50|p90|p99)_seconds (\S+)$/gm)) out[m[1]] = Number(m[2]);
+      return out;
+    };
+    await runtimeMetricsText('text'); // starts the window
+    await new Promise((r) => setTimeout(r, 100));
+    const until = Date.now() + 150;
+    while (Date.now() < until); // block the loop for 150 ms
+    await new Promise((r) => setTimeout(r, 50));
+    const a = stats(await runtimeMetricsText('text'));
+    // the monitor records the time between its 10 ms ticks: ~10 ms at rest, one 150+ ms interval here
+    expect(a.max).toBeGreaterThanOrEqual(0.15);
+    expect(a.min).toBeGreaterThanOrEqual(0.005);
+    expect(a.min).toBeLessThanOrEqual(a.p50);
+    expect(a.p50).toBeLessThanOrEqual(a.p90);
+    expect(a.p90).toBeLessThanOrEqual(a.p99);
+    expect(a.p99).toBeLessThanOrEqual(a.max);
+    expect(a.mean).toBeGreaterThan(a.min);
+    expect(a.mean).toBeLessThan(a.max);
+    // no loop turn in between: no new sample, the same window's values (not an empty window's)
+    expect(stats(await runtimeMetricsText('text'))).toEqual(a);
+    // the next window starts afresh: the 150 ms interval is not in it
+    await new Promise((r) => setTimeout(r, 100));
+    expect(stats(await runtimeMetricsText('text')).max).toBeLessThan(a.max);
   });
 });
