@@ -80,6 +80,18 @@ const BASE_ALLOWED: Record<Topo, string[]> = {
   veth: ['socket-tx', 'nic-rx', 'socket-rx'],
 };
 
+/**
+ * Cells whose expected finding may come out as "suspect" rather than "limiting" (no top finding): the
+ * plain-veth loss case under CUBIC. Its RTT is ~50 µs and the ~1-packet queue keeps cwnd at ~3 segments;
+ * 50-70% of the samples find the window open with data waiting and nothing queued on the host, which no
+ * sampled state explains (unclassified), so the path-bound share lands on either side of the rule's 30%
+ * (27% and 47% in two runs on an idle machine) and the loss finding is limiting in some runs and suspect
+ * in others. Both name the loss on the link; the test still requires that finding (docs/diagnosis.md,
+ * accuracy matrix).
+ */
+const SUSPECT_ALLOWED: ReadonlyArray<[Topo, Condition, CongestionControl]> = [['veth', 'loss', 'cubic']];
+const suspectAllowed = (topo: Topo, cond: Condition, cc: CongestionControl) => SUSPECT_ALLOWED.some(([t, c, k]) => t === topo && c === cond && k === cc);
+
 const CASES: Array<[Condition, CongestionControl]> = (['base', 'pace', 'app', 'rwnd', 'sndbuf', 'bneck', 'loss'] as Condition[]).flatMap((c) =>
   (['cubic', 'bbr'] as CongestionControl[]).map((cc) => [c, cc] as [Condition, CongestionControl]),
 );
@@ -92,7 +104,7 @@ interface Row {
   limiting: string;
   shares: string;
   goodput: string;
-  ok: boolean;
+  ok: boolean | 'suspect';
 }
 const matrix: Row[] = [];
 
@@ -185,8 +197,11 @@ d.each(['ovs', 'veth'] as Topo[])('diagnosis accuracy on the %s topology', (topo
     }
     const limiting = out.findings.filter((f) => f.status === 'limiting');
     const exp = EXPECT[cond];
+    // the expected finding, only suspect, and nothing limiting at all (SUSPECT_ALLOWED)
+    const suspect =
+      exp !== undefined && suspectAllowed(topo, cond, cc) && out.top === null && limiting.length === 0 && out.findings.some((f) => f.hop === exp.hop && f.limit === exp.limit && f.status === 'suspect');
     const ok = exp
-      ? out.top?.hop === exp.hop && out.top?.limit === exp.limit
+      ? (out.top?.hop === exp.hop && out.top?.limit === exp.limit) || (suspect ? 'suspect' : false)
       : limiting.every((f) => BASE_ALLOWED[topo].includes(f.hop));
     const sf = out.sender?.flow;
     matrix.push({
@@ -201,7 +216,7 @@ d.each(['ovs', 'veth'] as Topo[])('diagnosis accuracy on the %s topology', (topo
     });
     expect(out.peer_error).toBeNull();
     expect(out.receiver?.nodeSummary).toBeDefined();
-    if (exp) {
+    if (exp && !suspect) {
       expect({ hop: out.top?.hop, limit: out.top?.limit }).toEqual(exp);
     } else {
       expect(limiting.filter((f) => !BASE_ALLOWED[topo].includes(f.hop))).toEqual([]);
@@ -214,8 +229,8 @@ afterAll(() => {
   const lines = [
     '| topology | condition | cc | top finding (hop / limit) | all limiting findings | time held by (sender) | goodput | ok |',
     '|---|---|---|---|---|---|---|---|',
-    ...matrix.map((r) => `| ${r.topo} | ${r.cond} | ${r.cc} | ${r.top} | ${r.limiting} | ${r.shares} | ${r.goodput} | ${r.ok ? 'yes' : '**no**'} |`),
+    ...matrix.map((r) => `| ${r.topo} | ${r.cond} | ${r.cc} | ${r.top} | ${r.limiting} | ${r.shares} | ${r.goodput} | ${r.ok === 'suspect' ? 'suspect (allowed)' : r.ok ? 'yes' : '**no**'} |`),
   ];
-  console.log(`diagnosis accuracy matrix (${matrix.filter((r) => r.ok).length}/${matrix.length} right):\n${lines.join('\n')}`);
+  console.log(`diagnosis accuracy matrix (${matrix.filter((r) => r.ok === true).length}/${matrix.length} right, ${matrix.filter((r) => r.ok === 'suspect').length} suspect where allowed):\n${lines.join('\n')}`);
 });
 
