@@ -32,8 +32,6 @@ export class NetlinkBatchSocket {
   private onDatagram: ((buf: Buffer) => void) | null = null;
   private onFailure: ((e: Error) => void) | null = null;
   private readonly timeoutMs: number;
-  /** The previous batch when it fit one datagram: its requests and that datagram. */
-  private last: { type: number; flags: number; bodies: readonly Buffer[]; dgram: Buffer } | null = null;
 
   constructor(
     readonly protocol: number,
@@ -56,8 +54,7 @@ export class NetlinkBatchSocket {
 
   /**
    * Send `bodies` as messages of `type` (flags | NLM_F_REQUEST), packed into as few datagrams as fit,
-   * and call `onReply` once per body. Resolves when every request has its answer. A body must not be
-   * changed after the call: a later batch of the same buffers resends the datagram built from them.
+   * and call `onReply` once per body. Resolves when every request has its answer.
    */
   exchange(type: number, flags: number, bodies: readonly Buffer[], context: string, onReply: BatchReply): Promise<void> {
     const run = this.busy.then(() => this.run(type, flags, bodies, context, onReply));
@@ -124,10 +121,7 @@ export class NetlinkBatchSocket {
         if (pending === 0) finish(null);
       };
       sock.ref();
-      // Pack the requests into datagrams of at most 32 KiB, each written in place into one buffer. The
-      // same requests as the previous batch (a sampler polling the same flows) reuse its datagram: only
-      // the sequence numbers are rewritten (the previous batch is answered, so its buffer is free).
-      const again = this.last !== null && this.last.type === type && this.last.flags === flags && sameBuffers(this.last.bodies, bodies);
+      // Pack the requests into datagrams of at most 32 KiB, each written in place into one buffer.
       let first = 0;
       while (first < bodies.length) {
         let size = 0;
@@ -138,21 +132,17 @@ export class NetlinkBatchSocket {
           size += len;
           end++;
         }
-        const reuse = again && first === 0 && end === bodies.length;
-        const dgram = reuse ? this.last!.dgram : Buffer.alloc(size);
+        const dgram = Buffer.alloc(size);
         let off = 0;
         for (let i = first; i < end; i++) {
           const len = 16 + bodies[i].length;
-          if (!reuse) {
-            dgram.writeUInt32LE(len, off);
-            dgram.writeUInt16LE(type, off + 4);
-            dgram.writeUInt16LE(flags | NLM_F_REQUEST, off + 6);
-            bodies[i].copy(dgram, off + 16);
-          }
+          dgram.writeUInt32LE(len, off);
+          dgram.writeUInt16LE(type, off + 4);
+          dgram.writeUInt16LE(flags | NLM_F_REQUEST, off + 6);
           dgram.writeUInt32LE((base + i) >>> 0, off + 8);
+          bodies[i].copy(dgram, off + 16);
           off += (len + 3) & ~3;
         }
-        this.last = first === 0 && end === bodies.length ? { type, flags, bodies: reuse ? this.last!.bodies : [...bodies], dgram } : null;
         first = end;
         sock.send(dgram, { port: 0 }, (err) => {
           if (err) finish(new Error(`${context}: send failed: ${err.message}`));
@@ -160,11 +150,4 @@ export class NetlinkBatchSocket {
       }
     });
   }
-}
-
-/** The same request buffers (by identity) in the same order. */
-function sameBuffers(a: readonly Buffer[], b: readonly Buffer[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
