@@ -114,12 +114,9 @@ const unitOf = (name: string) => UNITS.find((u) => name.replace(/_total$/, '').e
 type Values = Awaited<ReturnType<client.Metric['get']>>;
 
 /**
- * The runtime families in the given format, as Registry.metrics() would write them (same names, HELP,
- * TYPE, label order and values; no blank lines between families). In OpenMetrics a counter family is
- * named without _total (its samples keep it), HELP escapes double quotes, "# UNIT" is given when the
- * family name ends in seconds or bytes, and the text ends with "# EOF".
+ * HELP, TYPE (and in OpenMetrics UNIT) lines of a family, which never change: built once per family name
+ * and format (names are unique in the process-wide registry).
  */
-/** HELP, TYPE (and in OpenMetrics UNIT) lines of a family, which never change: built once per format. */
 const headers = new Map<string, string>();
 function header(m: Values, om: boolean, counter: boolean): string {
   const key = `${om ? 'o' : 't'}${m.name}`;
@@ -134,6 +131,12 @@ function header(m: Values, om: boolean, counter: boolean): string {
   return h;
 }
 
+/**
+ * The runtime families in the given format, as Registry.metrics() would write them (same names, HELP,
+ * TYPE, label order and values; no blank lines between families). In OpenMetrics a counter family is
+ * named without _total (its samples keep it), HELP escapes double quotes, "# UNIT" is given when the
+ * family name ends in seconds or bytes, and the text ends with "# EOF".
+ */
 export function renderRuntime(families: readonly Values[], format: ExpositionFormat): string {
   const om = format === 'openmetrics';
   let text = '';
@@ -160,7 +163,7 @@ export async function runtimeMetricsText(format: ExpositionFormat): Promise<stri
   return renderRuntime(await Promise.all(metrics.map((m) => m.get())), format);
 }
 
-/** What the catalogue lists: every family prom-client's default metrics register, as the text format names them. */
+/** What the catalogue lists: every runtime family registered (prom-client's default set but LEFT_OUT_FAMILIES), as the text format names them. */
 export function runtimeFamilies(): RuntimeFamily[] {
   return runtimeRegistry()
     .getMetricsAsArray()

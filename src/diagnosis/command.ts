@@ -16,7 +16,6 @@ import { COMMAND_FLAGS, allFindingsFlag, durationFlagDef, flowFlag, jsonFlag, pe
 import { renderProgress, renderVerdict } from './render';
 import { DEFAULT_SAMPLER_OPTIONS, Sampler, flowId, joinEvidence, parseFlowId } from './sampler';
 import type { DiscoveredFlow } from './sampler';
-
 import type { FlowKey, SideEvidence } from './types';
 import { diagnose } from './verdict';
 import { reverseKey } from './verdict';

@@ -721,7 +721,8 @@ export const RULES: readonly Rule[] = [
       const fqThrottled = sum(qs.map((q) => q.fqThrottled));
       // fq throttling the flow's own paced skbs (its pacing rate or max_pacing_rate held it, the pacing
       // rules say so) is not a shaper: only overlimits, or fq throttling of a flow that pacing did not hold.
-      const paced = share(tx, 'pacing', 'pacing_capped') >= T.cwndShare;
+      const pacedShare = share(tx, 'pacing', 'pacing_capped');
+      const paced = pacedShare >= T.cwndShare;
       const shaping = over > 0 || (backlog > 0 && fqThrottled > 0 && !paced);
       const held = share(tx, 'cwnd', 'tsq');
       let status: Status = 'ok';
@@ -748,7 +749,7 @@ export const RULES: readonly Rule[] = [
           requeues: sum(qs.map((q) => q.requeues)),
           backlog_bytes: backlog,
           fq_throttled: fqThrottled,
-          paced_pct: pct(share(tx, 'pacing', 'pacing_capped')),
+          paced_pct: pct(pacedShare),
           flow_loss_segs: tx ? lossSegs(tx) : null,
           cwnd_tsq_pct: pct(held),
         },
