@@ -7,11 +7,11 @@
 // memory and look like TCP small queues). For each condition `flowpath diagnose --peer` runs in node A
 // during an iperf3 flow and must name the expected hop and limit. docs/diagnosis.md keeps the measured
 // table (printed by test/vm/guest.test.ts from the results share).
-import { after, before, describe, it } from 'node:test';
+import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { renderBreakdown } from '../../../src/diagnosis/render';
 import type { FlowSummary } from '../../../src/diagnosis/types';
-import { DiagnoseWorker, Exporter, SeedTopology, nsSh, record, sh } from './support';
+import { DiagnoseWorker, Exporter, SeedTopology, nsSh, record, sh, HOOK_TIMEOUT, progress } from './support';
 
 interface Finding {
   rule: string;
@@ -127,12 +127,14 @@ describe('diagnosis on the kernel OVS datapath with netem and fq (seed topology,
   before(async () => {
     await topo.up();
     [eb, worker] = await Promise.all([topo.startExporter(topo.b, ['--diagnosis.top=0', '--scrape.timeout=120s', '--ovs.timeout=20s']), topo.startDiagnoseWorker()]);
-  });
+  }, { timeout: HOOK_TIMEOUT.before });
+
+  beforeEach((t) => progress(`test: ${t.name}`));
 
   after(async () => {
     await eb?.stop();
     await topo.stop();
-  });
+  }, { timeout: HOOK_TIMEOUT.after });
 
   for (const c of CASES) {
     it(`${c.name}: ${c.expected}`, async () => {

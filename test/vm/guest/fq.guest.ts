@@ -3,14 +3,14 @@
 // per queue). Traffic: a UDP flood above fq's maxrate (throttling and flows_plimit drops), UDP datagrams
 // with SO_TXTIME departure times beyond the horizon (horizon drops, then caps), a 4-stream TCP flow
 // through mq. Counters are compared once the traffic has stopped (fq changes nothing while idle).
-import { after, before, describe, it } from 'node:test';
+import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Config } from '../../../src/core/flags';
 import { Emitter } from '../../../src/core/metrics';
 import { nullLogger } from '../../../src/core/log';
 import { allFlags } from '../../../src/exporter';
 import { qdiscCollector } from '../../../src/collectors/qdisc';
-import { Series, one, parseExposition, pick, record, sh, shAsync, sleep } from './support';
+import { Series, one, parseExposition, pick, record, sh, shAsync, sleep, HOOK_TIMEOUT, progress } from './support';
 
 const NS = 'fqpeer';
 const LOCAL = { fq0: '203.0.113.9', mq0: '203.0.113.13' } as const;
@@ -156,7 +156,9 @@ describe('fq in the guest: the qdisc collector vs tc -s -d qdisc', () => {
     sh('tc', ['qdisc', 'replace', 'dev', 'fq0', 'root', 'handle', '10:', 'fq', 'limit', '200', 'flow_limit', '20', 'maxrate', '20mbit', 'horizon', '2s', 'horizon_drop']);
     sh('tc', ['qdisc', 'replace', 'dev', 'mq0', 'root', 'handle', '1:', 'mq']);
     for (let q = 1; q <= 4; q++) sh('tc', ['qdisc', 'replace', 'dev', 'mq0', 'parent', `1:${q}`, 'fq', 'flow_limit', '50']);
-  });
+  }, { timeout: HOOK_TIMEOUT.before });
+
+  beforeEach((t) => progress(`test: ${t.name}`));
 
   after(() => {
     try {
@@ -164,7 +166,7 @@ describe('fq in the guest: the qdisc collector vs tc -s -d qdisc', () => {
     } catch {
       /* gone */
     }
-  });
+  }, { timeout: HOOK_TIMEOUT.after });
 
   it('fq root: throttling and flows_plimit drops from a UDP flood above maxrate, horizon drops and caps from SO_TXTIME', async () => {
     const srv = sh('ip', ['netns', 'exec', NS, 'iperf3', '-s', '-1', '-D', '-B', PEER.fq0, '-p', '5301']);

@@ -6,9 +6,9 @@
 // * br-int classified as an OVS internal port by default (nic, qdisc collectors);
 // * the flows collector labels the flow with local_device="br-int";
 // * `flowpath diagnose --peer` names the internal ports and the kernel datapath on the hops.
-import { after, before, describe, it } from 'node:test';
+import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BRIDGE, Exporter, SeedTopology, Series, UPLINK, nsSh, one, parseExposition, pick, record, sleep } from './support';
+import { BRIDGE, Exporter, SeedTopology, Series, UPLINK, nsSh, one, parseExposition, pick, record, sleep, HOOK_TIMEOUT, progress } from './support';
 
 interface DpctlPort {
   name: string;
@@ -135,13 +135,15 @@ describe('kernel OVS datapath: the seed topology (br-int internal ports, veth wi
     await topo.up();
     [ea, eb] = await Promise.all([topo.startExporter(topo.a, flags), topo.startExporter(topo.b, flags)]);
     await scrapeUntil(ea, (s) => s.get('flowpath_ovs_up') === 1 && s.get('flowpath_ovs_genl_up') === 1, 'flowpath_ovs_up and genl_up 1 in A');
-  });
+  }, { timeout: HOOK_TIMEOUT.before });
+
+  beforeEach((t) => progress(`test: ${t.name}`));
 
   after(async () => {
     await ea?.stop();
     await eb?.stop();
     await topo.stop();
-  });
+  }, { timeout: HOOK_TIMEOUT.after });
 
   /** dpctl (genetlink) read, a snapshot that started after it, a second read. */
   async function bracket(read: () => string): Promise<{ lo: DpctlView; s: Series; text: string; hi: DpctlView }> {

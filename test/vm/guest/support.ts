@@ -159,6 +159,7 @@ export class SeedTopology {
   }
 
   async up(): Promise<void> {
+    progress(`${this.tag}: topology up (${this.wire} wire)`);
     await waitUptime(10);
     sh('modprobe', ['openvswitch']);
     for (const n of [this.a, this.b]) this.addNs(n.ns);
@@ -196,6 +197,7 @@ export class SeedTopology {
   }
 
   private async startOvs(n: Node): Promise<void> {
+    progress(`${this.tag}: OVS in ${n.ns}`);
     fs.mkdirSync(n.ovsDir, { recursive: true });
     const env = this.ovsEnv(n);
     sh('ovsdb-tool', ['create', `${n.ovsDir}/conf.db`, '/usr/share/openvswitch/vswitch.ovsschema']);
@@ -217,6 +219,7 @@ export class SeedTopology {
 
   /** flowpath serving on 0.0.0.0:9632 in the node's namespace, reading this node's OVS. */
   async startExporter(n: Node, flags: readonly string[] = []): Promise<Exporter> {
+    progress(`${this.tag}: exporter in ${n.ns}`);
     const c = this.spawnIn(n.ns, process.execPath, [CLI, '--web.listen-address=0.0.0.0:9632', `--ovs.rundir=${n.ovsDir}`, '--log.level=warn', ...flags]);
     let log = '';
     c.stdout?.setEncoding('utf8').on('data', (s: string) => (log += s));
@@ -248,6 +251,7 @@ export class SeedTopology {
    */
   async iperf(args: readonly string[], opts: { port?: number } = {}): Promise<{ stop: () => Promise<void> }> {
     const port = String(opts.port ?? 5201);
+    progress(`${this.tag}: iperf3 ${args.join(' ')}`);
     const srv = this.spawnIn(this.b.ns, 'iperf3', ['-s', '-1', '-B', this.b.ip, '-p', port]);
     await waitFor('iperf3 -s to listen', 30000, () => nsSh(this.b.ns, 'ss', ['-Htln', `sport = :${port}`]).includes(port));
     const cli = this.spawnIn(this.a.ns, 'iperf3', ['-c', this.b.ip, '-B', this.a.ip, '-p', port, '-t', '600', '-i', '1', '--forceflush', ...args]);
@@ -279,6 +283,7 @@ export class SeedTopology {
     try {
       await sleep(1500);
       const args = ['--flow', `dport = 5201 and dst ${this.b.ip}`, '--duration', `${seconds}s`, '--json', '--peer', `http://${this.b.ip}:9632`, '--peer.timeout=60s', `--ovs.rundir=${this.a.ovsDir}`, '--ovs.timeout=20s'];
+      progress(`${this.tag}: diagnose ${worker ? 'in the worker' : 'through the CLI'}`);
       out = worker ? await worker.run(args) : await shAsync('ip', ['netns', 'exec', this.a.ns, process.execPath, CLI, 'diagnose', ...args], 240000);
     } finally {
       await flow.stop();
@@ -289,6 +294,7 @@ export class SeedTopology {
 
   /** A diagnose worker (./diagnose-worker.ts) in node A's namespace; stopped by stop(). */
   async startDiagnoseWorker(): Promise<DiagnoseWorker> {
+    progress(`${this.tag}: diagnose worker`);
     const c = this.spawnIn(this.a.ns, process.execPath, [path.join(__dirname, 'diagnose-worker.js')]);
     c.stdin?.setDefaultEncoding('utf8');
     let buf = '';
@@ -328,6 +334,7 @@ export class SeedTopology {
   }
 
   async stop(): Promise<void> {
+    progress(`${this.tag}: topology down`);
     for (const c of [...this.children]) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     for (const f of this.pidfiles.splice(0).reverse()) {
       try {
@@ -408,3 +415,15 @@ export function one(s: Series, name: string, labels: Record<string, string> = {}
 export function record(file: string, obj: unknown): void {
   fs.appendFileSync(path.join(RESULTS, file), JSON.stringify(obj) + '\n');
 }
+
+/**
+ * One line "<guest uptime> s <what>" in RESULTS/progress. node's test runner reports a file only when it
+ * ends, so when the guest overruns its time lab/vm/run prints this file's tail: the step that hung.
+ */
+export function progress(what: string): void {
+  const up = fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0];
+  fs.appendFileSync(path.join(RESULTS, 'progress'), `${up} s ${what}\n`);
+}
+
+/** Bounds for node:test hooks (tests get theirs from --test-timeout in test/vm/guest.test.ts). */
+export const HOOK_TIMEOUT = { before: 300_000, after: 120_000 } as const;
