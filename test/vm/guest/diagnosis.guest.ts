@@ -11,7 +11,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { renderBreakdown } from '../../../src/diagnosis/render';
 import type { FlowSummary } from '../../../src/diagnosis/types';
-import { DiagnoseWorker, Exporter, SeedTopology, nsSh, record, sh, HOOK_TIMEOUT, progress } from './support';
+import { DiagnoseWorker, Exporter, SeedTopology, nsSh, record, sh, TIMEOUT, progress } from './support';
 
 interface Finding {
   rule: string;
@@ -127,17 +127,17 @@ describe('diagnosis on the kernel OVS datapath with netem and fq (seed topology,
   before(async () => {
     await topo.up();
     [eb, worker] = await Promise.all([topo.startExporter(topo.b, ['--diagnosis.top=0', '--scrape.timeout=120s', '--ovs.timeout=20s']), topo.startDiagnoseWorker()]);
-  }, { timeout: HOOK_TIMEOUT.before });
+  }, TIMEOUT.before);
 
   beforeEach((t) => progress(`test: ${t.name}`));
 
   after(async () => {
     await eb?.stop();
     await topo.stop();
-  }, { timeout: HOOK_TIMEOUT.after });
+  }, TIMEOUT.after);
 
   for (const c of CASES) {
-    it(`${c.name}: ${c.expected}`, async () => {
+    it(`${c.name}: ${c.expected}`, TIMEOUT.test, async () => {
       restore(topo);
       c.setup(topo);
       let o: Out;

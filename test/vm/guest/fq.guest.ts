@@ -10,7 +10,7 @@ import { Emitter } from '../../../src/core/metrics';
 import { nullLogger } from '../../../src/core/log';
 import { allFlags } from '../../../src/exporter';
 import { qdiscCollector } from '../../../src/collectors/qdisc';
-import { Series, one, parseExposition, pick, record, sh, shAsync, sleep, HOOK_TIMEOUT, progress } from './support';
+import { Series, one, parseExposition, pick, record, sh, shAsync, sleep, TIMEOUT, progress } from './support';
 
 const NS = 'fqpeer';
 const LOCAL = { fq0: '203.0.113.9', mq0: '203.0.113.13' } as const;
@@ -156,7 +156,7 @@ describe('fq in the guest: the qdisc collector vs tc -s -d qdisc', () => {
     sh('tc', ['qdisc', 'replace', 'dev', 'fq0', 'root', 'handle', '10:', 'fq', 'limit', '200', 'flow_limit', '20', 'maxrate', '20mbit', 'horizon', '2s', 'horizon_drop']);
     sh('tc', ['qdisc', 'replace', 'dev', 'mq0', 'root', 'handle', '1:', 'mq']);
     for (let q = 1; q <= 4; q++) sh('tc', ['qdisc', 'replace', 'dev', 'mq0', 'parent', `1:${q}`, 'fq', 'flow_limit', '50']);
-  }, { timeout: HOOK_TIMEOUT.before });
+  }, TIMEOUT.before);
 
   beforeEach((t) => progress(`test: ${t.name}`));
 
@@ -166,9 +166,9 @@ describe('fq in the guest: the qdisc collector vs tc -s -d qdisc', () => {
     } catch {
       /* gone */
     }
-  }, { timeout: HOOK_TIMEOUT.after });
+  }, TIMEOUT.after);
 
-  it('fq root: throttling and flows_plimit drops from a UDP flood above maxrate, horizon drops and caps from SO_TXTIME', async () => {
+  it('fq root: throttling and flows_plimit drops from a UDP flood above maxrate, horizon drops and caps from SO_TXTIME', TIMEOUT.test, async () => {
     const srv = sh('ip', ['netns', 'exec', NS, 'iperf3', '-s', '-1', '-D', '-B', PEER.fq0, '-p', '5301']);
     void srv;
     await sleep(1000);
@@ -190,7 +190,7 @@ describe('fq in the guest: the qdisc collector vs tc -s -d qdisc', () => {
     record('fq.jsonl', { case: 'fq root', fields: n, ...q.x, dropped: q.dropped });
   });
 
-  it('mq with an fq child per TX queue: every child and the mq root', async () => {
+  it('mq with an fq child per TX queue: every child and the mq root', TIMEOUT.test, async () => {
     sh('ip', ['netns', 'exec', NS, 'iperf3', '-s', '-1', '-D', '-B', PEER.mq0, '-p', '5302']);
     await sleep(1000);
     const t = await shAsync('iperf3', ['-c', PEER.mq0, '-B', LOCAL.mq0, '-p', '5302', '-P', '8', '-t', '2', '-J'], 120000);

@@ -8,7 +8,7 @@
 // * `flowpath diagnose --peer` names the internal ports and the kernel datapath on the hops.
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BRIDGE, Exporter, SeedTopology, Series, UPLINK, nsSh, one, parseExposition, pick, record, sleep, HOOK_TIMEOUT, progress } from './support';
+import { BRIDGE, Exporter, SeedTopology, Series, UPLINK, nsSh, one, parseExposition, pick, record, sleep, TIMEOUT, progress } from './support';
 
 interface DpctlPort {
   name: string;
@@ -135,7 +135,7 @@ describe('kernel OVS datapath: the seed topology (br-int internal ports, veth wi
     await topo.up();
     [ea, eb] = await Promise.all([topo.startExporter(topo.a, flags), topo.startExporter(topo.b, flags)]);
     await scrapeUntil(ea, (s) => s.get('flowpath_ovs_up') === 1 && s.get('flowpath_ovs_genl_up') === 1, 'flowpath_ovs_up and genl_up 1 in A');
-  }, { timeout: HOOK_TIMEOUT.before });
+  }, TIMEOUT.before);
 
   beforeEach((t) => progress(`test: ${t.name}`));
 
@@ -143,7 +143,7 @@ describe('kernel OVS datapath: the seed topology (br-int internal ports, veth wi
     await ea?.stop();
     await eb?.stop();
     await topo.stop();
-  }, { timeout: HOOK_TIMEOUT.after });
+  }, TIMEOUT.after);
 
   /** dpctl (genetlink) read, a snapshot that started after it, a second read. */
   async function bracket(read: () => string): Promise<{ lo: DpctlView; s: Series; text: string; hi: DpctlView }> {
@@ -154,7 +154,7 @@ describe('kernel OVS datapath: the seed topology (br-int internal ports, veth wi
     return { lo, s, text, hi };
   }
 
-  it('genetlink datapath and vport counters agree with ovs-dpctl and ovs-appctl dpctl/show -s, during a flow and idle; br-int is the flow device', async () => {
+  it('genetlink datapath and vport counters agree with ovs-dpctl and ovs-appctl dpctl/show -s, during a flow and idle; br-int is the flow device', TIMEOUT.test, async () => {
     const dpctl = () => topo.dpctl(topo.a, 'show', '-s');
     const appctl = () => topo.appctl(topo.a, 'dpctl/show', '-s');
     const flow = await topo.iperf([]);
@@ -215,7 +215,7 @@ describe('kernel OVS datapath: the seed topology (br-int internal ports, veth wi
     record('ovs-kernel.jsonl', { case: 'dpctl', compared_during_flow: during, compared_idle: exact, acked_bytes: acked, hit: v.hit, missed: v.missed, lost: v.lost, flows: v.flows, masks: v.masks, mask_hit_per_pkt: +(v.maskHit / (v.hit + v.missed)).toFixed(2) });
   });
 
-  it('br-int is selected by default as an OVS internal port; the wire veth and the datapath device are not', async () => {
+  it('br-int is selected by default as an OVS internal port; the wire veth and the datapath device are not', TIMEOUT.test, async () => {
     const s = parseExposition(await ea.scrape());
     const nic = pick(s, 'flowpath_nic_info', { device: BRIDGE });
     assert.equal(nic.length, 1, 'br-int in flowpath_nic_info');
@@ -231,7 +231,7 @@ describe('kernel OVS datapath: the seed topology (br-int internal ports, veth wi
     assert.ok(Math.abs(rx - st.rx.packets) <= 20, `rx packets exporter ${rx} vs ip ${st.rx.packets}`);
   });
 
-  it('flowpath diagnose --peer names the internal ports and the kernel datapath on the hops', async () => {
+  it('flowpath diagnose --peer names the internal ports and the kernel datapath on the hops', TIMEOUT.test, async () => {
     const v = await topo.diagnoseFlow<{ peer_error: string | null; hops: Array<{ hop: string; status: string; where?: string }>; top: { hop: string } | null; findings: Array<{ rule: string; hop: string; status: string }> }>([], 4);
     assert.equal(v.peer_error, null);
     const where = Object.fromEntries(v.hops.map((h) => [h.hop, h.where]));
