@@ -19,9 +19,9 @@ const root = process.getuid?.() === 0;
 const d = root ? describe : describe.skip;
 if (!root) console.warn('test guest: skipped: needs root (qemu reads the root file system; namespaces, OVS in the guest)');
 
-function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: number | null; out: string }> {
+function run(cmd: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn(cmd, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let out = '';
     c.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
     c.stderr.setEncoding('utf8').on('data', (s: string) => (out += s));
@@ -67,6 +67,14 @@ d('test guest (qemu, Debian 6.1 kernel: kernel OVS datapath, fq, netem)', () => 
     console.log(`guest suite: ${count('pass')} passed in ${seconds} s`);
     expect(qemusUsing(results)).toEqual([]);
   }, (GUEST_TIMEOUT_S + 400) * 1000);
+
+  it('lab/vm/build refuses a cache under /tmp or /run (the guest covers both with tmpfs, so it would not see the modules)', async () => {
+    for (const dir of ['/tmp/flowpath-vm-cache-test', '/run/flowpath-vm-cache-test']) {
+      const r = await run(path.join(REPO, 'lab', 'vm', 'build'), [], 30_000, { FLOWPATH_VM_CACHE: dir });
+      expect([r.code, r.out]).toEqual([1, expect.stringContaining(`FLOWPATH_VM_CACHE=${dir} is under /tmp or /run`)]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('lab/vm/run: the guest command\'s exit status comes back; on --timeout qemu is killed, the status is 124 and where the guest had got to is printed', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flowpath-vm-timeout-'));
