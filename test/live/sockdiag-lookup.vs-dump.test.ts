@@ -52,7 +52,30 @@ afterAll(async () => {
   sd?.close();
 });
 
-describe('exact lookups vs the dump (live, loopback)', () => {
+describe.each([
+  ['write/read on the descriptor', false],
+  ["the netlink package's send and receive", true],
+])('exact lookups vs the dump (live, loopback), %s', (_io, packageIo) => {
+  beforeAll(() => {
+    sd?.close();
+    sd = new SockDiag({ packageIo });
+  });
+
+  it('uses the I/O it was asked for', async () => {
+    await sd.lookup([sockKeyOf({ localIp: '127.0.0.1', localPort: 1, peerIp: '127.0.0.1', peerPort: 2 })]);
+    expect(sd.lookupDirect).toBe(!packageIo);
+  });
+
+  it('fails a round whose answer does not fit the receive buffer, and says so', async () => {
+    const small = new SockDiag({ packageIo, lookupBufferSize: 64 });
+    try {
+      const [v] = [...(await dumpOurs()).values()];
+      await expect(small.lookup([v.key()])).rejects.toThrow(/truncated/);
+    } finally {
+      small.close();
+    }
+  });
+
   it('finds 400 sockets (both ends of 200 connections) in one batch, the same as the dump', async () => {
     const dumped = await dumpOurs();
     expect(dumped.size).toBe(400);
@@ -87,7 +110,7 @@ describe('exact lookups vs the dump (live, loopback)', () => {
   });
 
   it('reuses prepared requests (the 20 Hz polling path) and sees a closed connection go away', async () => {
-    const client = sockets.find((s) => s.remotePort === ports[0] && !s.destroyed)!;
+    const client = await connect('127.0.0.1', ports[0]); // its own: the other I/O's tests count 400
     const k = sockKeyOf({ localIp: client.localAddress!, localPort: client.localPort!, peerIp: client.remoteAddress!, peerPort: client.remotePort! });
     const peer = sockKeyOf({ localIp: client.remoteAddress!, localPort: client.remotePort!, peerIp: client.localAddress!, peerPort: client.localPort! });
     const bodies = [buildExactRequest(k, EXT_FLOWS), buildExactRequest(peer, EXT_FLOWS)];

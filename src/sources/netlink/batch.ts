@@ -9,7 +9,17 @@
 // NetlinkSocket (socket.ts) runs one request and one sequence number at a time; this class is the
 // batched counterpart, with the same rules: one batch in flight per socket (queued), replies are
 // views valid only during the callback, truncated datagrams and malformed messages fail the batch.
+//
+// The kernel answers such requests inside the sender's sendmsg(): netlink_unicast() to a kernel socket
+// calls the family's input function (sock_diag_rcv) in the sender's context, and each answer is queued
+// on our socket before the call returns. So a batch is written with write(2) on the socket's descriptor
+// and its answers read at once with read(2), in the same event-loop turn. Through the `netlink`
+// package's asynchronous send and receive, the same batch took three event-loop turns (the send's
+// completion timer, the poll wake-up, the callbacks): 0.4-0.7 ms of CPU per round at 20 Hz, the largest
+// part of what sampling one flow cost. Answers not there yet (a kernel that defers them) still arrive
+// through the package's receive path, under the batch's timeout.
 
+import * as fs from 'fs';
 import { RawNetlinkSocket } from 'netlink';
 import { DecodeError, forEachMessage, NLMSG_DONE, NLMSG_ERROR, NLM_F_REQUEST, type NlMsgView } from './attrs';
 
@@ -21,9 +31,37 @@ export interface BatchOptions {
   msgBufferSize?: number;
   recvBufferSize?: number;
   timeoutMs?: number;
+  /** Send and receive through the `netlink` package only (no write/read on the descriptor): for tests. */
+  packageIo?: boolean;
 }
 
 const MAX_DATAGRAM = 32 * 1024;
+
+/**
+ * The descriptor of this process's netlink socket of `protocol` bound to `port`: its inode from
+ * /proc/self/net/netlink (columns sk, Eth, Pid, ..., Inode), then the /proc/self/fd link "socket:[inode]".
+ * null when either is not found (no /proc, another layout): the caller keeps to the package's I/O.
+ */
+export function findNetlinkFd(protocol: number, port: number, procfs = '/proc'): number | null {
+  let inode: string | undefined;
+  try {
+    for (const line of fs.readFileSync(`${procfs}/self/net/netlink`, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length >= 10 && Number(f[1]) === protocol && Number(f[2]) === port) inode = f[9];
+    }
+    if (inode === undefined) return null;
+    for (const fd of fs.readdirSync(`${procfs}/self/fd`)) {
+      try {
+        if (fs.readlinkSync(`${procfs}/self/fd/${fd}`) === `socket:[${inode}]`) return Number(fd);
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+  } catch {
+    /* no procfs */
+  }
+  return null;
+}
 
 export class NetlinkBatchSocket {
   private sock: RawNetlinkSocket | null;
@@ -32,6 +70,10 @@ export class NetlinkBatchSocket {
   private onDatagram: ((buf: Buffer) => void) | null = null;
   private onFailure: ((e: Error) => void) | null = null;
   private readonly timeoutMs: number;
+  /** The socket's descriptor for write(2)/read(2) (findNetlinkFd; null: the package's I/O only). */
+  private readonly fd: number | null;
+  /** One receive buffer, reused: answers are views valid only during their callback. */
+  private readonly rbuf: Buffer;
 
   constructor(
     readonly protocol: number,
@@ -50,6 +92,13 @@ export class NetlinkBatchSocket {
     );
     this.sock.on('error', (err) => this.onFailure?.(new Error(`netlink socket error: ${err.message}`)));
     this.sock.unref();
+    this.rbuf = Buffer.allocUnsafe(opts.msgBufferSize ?? 16384);
+    this.fd = opts.packageIo ? null : findNetlinkFd(protocol, this.sock.address().port);
+  }
+
+  /** Whether batches are written and read on the descriptor (else through the package only). */
+  get direct(): boolean {
+    return this.fd !== null;
   }
 
   /**
@@ -82,20 +131,19 @@ export class NetlinkBatchSocket {
       const answered = new Uint8Array(bodies.length);
       let pending = bodies.length;
       let done = false;
+      let timer: NodeJS.Timeout | undefined;
       const finish = (err: Error | null) => {
         if (done) return;
         done = true;
-        clearTimeout(timer);
+        if (timer) {
+          clearTimeout(timer);
+          sock.unref();
+        }
         this.onDatagram = null;
         this.onFailure = null;
-        sock.unref();
         if (err) reject(err);
         else resolve();
       };
-      const timer = setTimeout(
-        () => finish(new Error(`${context}: ${pending} of ${bodies.length} answers missing after ${this.timeoutMs} ms`)),
-        this.timeoutMs,
-      );
       this.onFailure = (e) => finish(e);
       this.onDatagram = (buf) => {
         try {
@@ -120,10 +168,9 @@ export class NetlinkBatchSocket {
         }
         if (pending === 0) finish(null);
       };
-      sock.ref();
       // Pack the requests into datagrams of at most 32 KiB, each written in place into one buffer.
       let first = 0;
-      while (first < bodies.length) {
+      while (first < bodies.length && !done) {
         let size = 0;
         let end = first;
         while (end < bodies.length) {
@@ -144,10 +191,47 @@ export class NetlinkBatchSocket {
           off += (len + 3) & ~3;
         }
         first = end;
-        sock.send(dgram, { port: 0 }, (err) => {
-          if (err) finish(new Error(`${context}: send failed: ${err.message}`));
-        });
+        if (this.fd === null) {
+          sock.send(dgram, { port: 0 }, (err) => {
+            if (err) finish(new Error(`${context}: send failed: ${err.message}`));
+          });
+          continue;
+        }
+        try {
+          fs.writeSync(this.fd, dgram);
+        } catch (e) {
+          finish(new Error(`${context}: send failed: ${(e as Error).message}`));
+          break;
+        }
+        // Read the answers of the requests sent so far; stop at the first read that finds none.
+        while (!done && bodies.length - pending < first && this.readDirect(context)) {
+          /* each read delivered one datagram */
+        }
+      }
+      if (!done) {
+        // Answers still missing (the package's I/O, or deferred ones): they arrive through the package's
+        // receive path.
+        sock.ref();
+        timer = setTimeout(() => finish(new Error(`${context}: ${pending} of ${bodies.length} answers missing after ${this.timeoutMs} ms`)), this.timeoutMs);
       }
     });
+  }
+
+  /** One datagram read from the descriptor into onDatagram; false when none is queued (or on failure). */
+  private readDirect(context: string): boolean {
+    let n: number;
+    try {
+      n = fs.readSync(this.fd!, this.rbuf, 0, this.rbuf.length, null);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') this.onFailure?.(new Error(`${context}: receive failed: ${(e as Error).message}`));
+      return false;
+    }
+    // read(2) cuts a longer datagram to the buffer silently: a full buffer may be a cut one.
+    if (n >= this.rbuf.length) {
+      this.onFailure?.(new DecodeError('netlink datagram', 0, `truncated: a datagram filled the whole ${this.rbuf.length}-byte buffer`));
+      return false;
+    }
+    this.onDatagram?.(this.rbuf.subarray(0, n));
+    return true;
   }
 }

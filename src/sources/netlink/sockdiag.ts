@@ -543,6 +543,10 @@ export interface SockDiagOptions {
   /** Kernel release for the tcp_info layout (default os.release()). */
   kernelRelease?: string;
   timeoutMs?: number;
+  /** Lookups through the `netlink` package's own send and receive (batch.ts): for tests. */
+  packageIo?: boolean;
+  /** Receive buffer of the lookups (default 4 KiB): for tests. */
+  lookupBufferSize?: number;
 }
 
 /**
@@ -557,12 +561,19 @@ export class SockDiag {
   /** The view lookupEach() hands out (not the dump's: a lookup's answer may arrive while a dump runs). */
   private readonly lookupView: SockView;
   private readonly timeoutMs: number;
+  private readonly opts: SockDiagOptions;
 
   constructor(opts: SockDiagOptions = {}) {
     this.layout = tcpInfoLayout(opts.kernelRelease ?? os.release());
     this.view = new SockView(this.layout);
     this.lookupView = new SockView(this.layout);
     this.timeoutMs = opts.timeoutMs ?? 5000;
+    this.opts = opts;
+  }
+
+  /** Whether lookups use write/read on the socket's descriptor (batch.ts); undefined before the first. */
+  get lookupDirect(): boolean | undefined {
+    return this.lookupSock?.direct;
   }
 
   /**
@@ -617,7 +628,7 @@ export class SockDiag {
     // An exact answer is one message of ~0.5 KiB per datagram (tcp_info, skmeminfo, CC info): a 4 KiB
     // receive buffer holds it with room, where the 16 KiB default allocated 30 times what arrives, per
     // flow and round (a longer answer fails the round as truncated, never silently).
-    if (!this.lookupSock) this.lookupSock = new NetlinkBatchSocket(NETLINK_SOCK_DIAG, { timeoutMs: this.timeoutMs, msgBufferSize: 4096 });
+    this.lookupSock ??= new NetlinkBatchSocket(NETLINK_SOCK_DIAG, { timeoutMs: this.timeoutMs, msgBufferSize: this.opts.lookupBufferSize ?? 4096, packageIo: this.opts.packageIo });
     const view = this.lookupView;
     let failure: Error | null = null;
     await this.lookupSock.exchange(SOCK_DIAG_BY_FAMILY, 0, bodies, 'sock_diag exact lookup', (i, m, errno) => {
