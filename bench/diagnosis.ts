@@ -5,6 +5,9 @@
 //     writes 64 KiB every 10 ms, ~50 Mbit/s, alive and changing without saturating a CPU) and the
 //     sampler, with --diagnosis.watch selecting them, samples them with exact sock_diag lookups (one
 //     datagram per round), reads node evidence every second, no OVS.
+//   - for reference, the floor of any loop at that rate in this node: an empty setInterval at
+//     --diagnosis.sample-rate (an event-loop wake-up costs 0.2 ms of CPU on the 2-CPU VMs this project
+//     is tested on, so 20 wake-ups a second are ~0.4 % of a core before any work).
 // Each phase's CPU is this process's CPU (process.cpuUsage) minus the same process doing nothing for the
 // same time (the baseline), as a share of one core. The phases are repeated (--repeat, default 3) and
 // interleaved with baselines, so a machine shared with other jobs shows up as the spread (min..max)
@@ -94,6 +97,8 @@ export interface DiagnosisBenchResult {
   targetsMet: { sampling: boolean; idle: boolean };
   baselineCpuShare: number[];
   idle: PhaseResult & { discoveries: number; discoverySeconds: number; ticks: number };
+  /** An empty timer at rateHz: what the wake-ups alone cost (reference, no target). */
+  wakeups: PhaseResult;
   sampling: PhaseResult & {
     ticks: number;
     lookups: number;
@@ -172,6 +177,7 @@ export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<
     });
     const baseline: number[] = [];
     const idle: number[] = [];
+    const wakeups: number[] = [];
     const sampling: number[] = [];
     const idleStats = { discoveries: 0, discoverySeconds: 0, ticks: 0 };
     const st = { ticks: 0, lookups: 0, overruns: 0, rounds: 0, discovery: 0, node: 0, seconds: 0 };
@@ -195,6 +201,12 @@ export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<
         idleStats.discoverySeconds += idleSampler.stats.discoverySeconds;
         idleStats.ticks += idleSampler.stats.ticks;
       }
+      wakeups.push(
+        await measure(seconds, async () => {
+          const t = setInterval(() => undefined, 1000 / rateHz);
+          return async () => clearInterval(t);
+        }),
+      );
       // N watched flows: discovery finds them (the client ends), the sampler polls them at rateHz.
       let sampler: Sampler | undefined;
       sampling.push(
@@ -237,6 +249,7 @@ export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<
       targetsMet: { sampling: false, idle: false },
       baselineCpuShare: baseline,
       idle: { ...phase(above(idle)), ...idleStats },
+      wakeups: phase(above(wakeups)),
       sampling: {
         ...phase(above(sampling)),
         ticks: st.ticks,
@@ -251,6 +264,7 @@ export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<
       `idle exporter (no flows; discovery every ${DEFAULT_SAMPLER_OPTIONS.discoverIntervalMs / 1000} s): ${pctOf(res.idle.median)} of a core above baseline ` +
         `(min ${pctOf(res.idle.min)}, max ${pctOf(res.idle.max)}); ${idleStats.ticks} sampling rounds, ${idleStats.discoveries} discoveries (${((1000 * idleStats.discoverySeconds) / Math.max(1, idleStats.discoveries)).toFixed(2)} ms each)`,
     );
+    log(`reference: an empty ${rateHz} Hz timer (the wake-ups alone): ${pctOf(res.wakeups.median)} of a core above baseline (min ${pctOf(res.wakeups.min)}, max ${pctOf(res.wakeups.max)})`);
     log(
       `${res.flows} watched flow(s) at ${rateHz} Hz: ${pctOf(res.sampling.median)} of a core above baseline (min ${pctOf(res.sampling.min)}, max ${pctOf(res.sampling.max)}); ` +
         `${st.ticks} rounds, ${st.lookups} lookups, ${st.overruns} overruns; round wall time median ${res.sampling.tickWallMs.median.toFixed(3)} ms, p99 ${res.sampling.tickWallMs.p99.toFixed(3)} ms; ` +
