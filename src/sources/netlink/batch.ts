@@ -15,9 +15,10 @@
 // on our socket before the call returns. So a batch is written with write(2) on the socket's descriptor
 // and its answers read at once with read(2), in the same event-loop turn. Through the `netlink`
 // package's asynchronous send and receive, the same batch took three event-loop turns (the send's
-// completion timer, the poll wake-up, the callbacks): 0.4-0.7 ms of CPU per round at 20 Hz, the largest
-// part of what sampling one flow cost. Answers not there yet (a kernel that defers them) still arrive
-// through the package's receive path, under the batch's timeout.
+// completion timer, the poll wake-up, the callbacks). Main-thread CPU per 20 Hz sampling round, same
+// process, interleaved, idle 2-CPU VM: 0.43 vs 0.51 ms for one flow, 0.42 vs 0.56 ms for ten, of which
+// the timer's wake-up alone is 0.19-0.23 ms. Answers not there yet (a kernel that defers them) still
+// arrive through the package's receive path, under the batch's timeout.
 
 import * as fs from 'fs';
 import { RawNetlinkSocket } from 'netlink';
