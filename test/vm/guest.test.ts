@@ -64,7 +64,9 @@ d('test guest (qemu, Debian 6.1 kernel: kernel OVS datapath, fq, netem)', () => 
     // Every case runs and asserts: none skipped, cancelled or left as TODO.
     expect({ fail: count('fail'), skipped: count('skipped'), cancelled: count('cancelled'), todo: count('todo') }).toEqual({ fail: 0, skipped: 0, cancelled: 0, todo: 0 });
     expect(count('pass')).toBeGreaterThanOrEqual(guestTests.length);
-    console.log(`guest suite: ${count('pass')} passed in ${seconds} s`);
+    // Each test's duration, so a slow guest shows where its time went.
+    const timings = g.out.split('\n').filter((l) => /^\s*✔ .*\(\d+(\.\d+)?ms\)\s*$/.test(l));
+    console.log(`guest suite: ${count('pass')} passed in ${seconds} s\n${timings.join('\n')}`);
     expect(qemusUsing(results)).toEqual([]);
   }, (GUEST_TIMEOUT_S + 400) * 1000);
 
