@@ -6,8 +6,8 @@
 //     sampler, with --diagnosis.watch selecting them, samples them with exact sock_diag lookups (one
 //     datagram per round), reads node evidence every second, no OVS.
 //   - for reference, the floor of any loop at that rate in this node: an empty setInterval at
-//     --diagnosis.sample-rate (an event-loop wake-up costs 0.2 ms of CPU on the 2-CPU VMs this project
-//     is tested on, so 20 wake-ups a second are ~0.4 % of a core before any work).
+//     --diagnosis.sample-rate (an event-loop wake-up costs ~0.2 ms of CPU on the 2-CPU VMs this project
+//     is tested on, so 20 wake-ups a second are ~0.3-0.45 % of a core before any work).
 // Each phase's CPU is this process's CPU (process.cpuUsage) minus the same process doing nothing for the
 // same time (the baseline), as a share of one core. The phases are repeated (--repeat, default 3) and
 // interleaved with baselines, so a machine shared with other jobs shows up as the spread (min..max)

@@ -49,11 +49,16 @@ export function shAsync(cmd: string, args: readonly string[], timeoutMs = 120000
 export const nsSh = (ns: string, cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}) =>
   sh('ip', ['netns', 'exec', ns, cmd, ...args], opts);
 
+/** The guest's uptime in seconds (/proc/uptime's first field). */
+function uptimeSeconds(): number {
+  return Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+}
+
 /** ovs-vswitchd 3.1 started in the first seconds of a guest's uptime registers no upcall handlers and
  * every upcall is "lost" (seen on TCG guests); wait until the guest has been up this long. */
 export async function waitUptime(seconds: number): Promise<void> {
   for (;;) {
-    const up = Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+    const up = uptimeSeconds();
     if (up >= seconds) return;
     await sleep((seconds - up) * 1000 + 50);
   }
@@ -417,12 +422,12 @@ export function record(file: string, obj: unknown): void {
 }
 
 /**
- * One line "<guest uptime> s <what>" in RESULTS/progress. node's test runner reports a file only when it
- * ends, so when the guest overruns its time lab/vm/run prints this file's tail: the step that hung.
+ * One line "<guest uptime> s <what>" in RESULTS/progress. node's test runner reports a test only when it
+ * ends, so a step that hangs shows nothing there; when the guest overruns its time lab/vm/run prints this
+ * file's tail instead.
  */
 export function progress(what: string): void {
-  const up = fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0];
-  fs.appendFileSync(path.join(RESULTS, 'progress'), `${up} s ${what}\n`);
+  fs.appendFileSync(path.join(RESULTS, 'progress'), `${uptimeSeconds().toFixed(2)} s ${what}\n`);
 }
 
 /**
