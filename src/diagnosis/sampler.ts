@@ -7,8 +7,9 @@
 // the diagnose command. Sources are interfaces so tests drive the sampler with fakes and a fake clock.
 
 import { isIP } from 'net';
-import { FlowClassifier, IntervalResult } from './classify';
-import { HistoryEntry, summarizeFlow, summarizeNode } from './summarize';
+import { FlowClassifier } from './classify';
+import { FlowHistory } from './history';
+import { summarizeFlow, summarizeNode } from './summarize';
 import type { ClassifyContext, DiagnosisInput, FlowKey, FlowSample, NodeSnapshot, PathDevices, ReasonSeconds, SideEvidence, Verdict } from './types';
 import { diagnose } from './verdict';
 import type { Logger } from '../core/log';
@@ -104,6 +105,15 @@ export const DEFAULT_SAMPLER_OPTIONS: SamplerOptions = {
   goneGraceMs: 120000,
 };
 
+/**
+ * How early a timer may fire and still count as on time (ms). Node's timers run on libuv's loop clock,
+ * which is whole milliseconds taken when the timer was set, so a timeout of 49.7 ms fires up to 1 ms
+ * before `performance.now()` reaches its due time. Without this slack such a wake-up found nothing due
+ * and set a second timer for the remaining fraction: 14.5 extra wake-ups a second at 20 Hz, measured,
+ * each costing what a sampling round's own wake-up does.
+ */
+export const TIMER_SLACK_MS = 1;
+
 export type WatchReason = 'watch' | 'top' | 'pinned';
 
 export interface Clock {
@@ -149,11 +159,10 @@ const sameTuple = (a: FlowKey, b: FlowKey) =>
   a.localPort === b.localPort && a.peerPort === b.peerPort && a.localIp === b.localIp && a.peerIp === b.peerIp;
 
 /**
- * A time-bounded history: push() drops the oldest entries that `keep` rejects. Dropped entries advance a
- * start index and the array is compacted only when more than half of it is dead, so a push costs O(1)
- * amortised instead of moving the whole history (2400 entries at 20 Hz × 120 s) every round. A dropped
- * entry's slot is cleared at once: until the compaction the array would otherwise keep up to a second
- * history's worth of dead samples alive (the churn soak saw the live heap rise and fall by ~4 MB).
+ * A time-bounded list of objects (the node snapshots, one a second; a flow's samples are rows of a
+ * FlowHistory): push() drops the oldest entries that `keep` rejects. Dropped entries advance a start
+ * index and the array is compacted only when more than half of it is dead, so a push costs O(1) amortised.
+ * A dropped entry's slot is cleared at once, so that it is not kept alive until the compaction.
  */
 export class Ring<T> {
   private items: Array<T | undefined> = [];
@@ -183,7 +192,7 @@ export interface WatchedFlow {
   id: string;
   reasons: Set<WatchReason>;
   classifier: FlowClassifier;
-  history: Ring<HistoryEntry>;
+  history: FlowHistory;
   path?: PathDevices;
   /** Resolves when `path` has been looked up (or the lookup failed). */
   pathReady?: Promise<void>;
@@ -309,18 +318,20 @@ export class Sampler {
     this.timer = undefined;
     this.timerAt = Infinity;
     if (!this.running) return;
+    // A loop within TIMER_SLACK_MS of its due time runs now: see TIMER_SLACK_MS.
     const now = this.clock.now();
+    const dueBy = now + TIMER_SLACK_MS;
     if (this.hasActive()) {
-      if (now >= this.due.tick) {
+      if (dueBy >= this.due.tick) {
         this.due.tick = this.advance(this.due.tick, this.intervalMs, now, true);
         this.round('tick', () => this.tick());
       }
-      if (this.nodeSource && now >= this.due.node) {
+      if (this.nodeSource && dueBy >= this.due.node) {
         this.due.node = this.advance(this.due.node, this.opts.nodeIntervalMs, now, false);
         if (!this.inFlight.node) this.round('node', () => this.snapshotNode(), 'node');
       }
     }
-    if (this.opts.discoverIntervalMs > 0 && now >= this.due.discover) {
+    if (this.opts.discoverIntervalMs > 0 && dueBy >= this.due.discover) {
       this.due.discover = this.advance(this.due.discover, this.opts.discoverIntervalMs, now, false);
       if (!this.inFlight.discover) this.round('discover', () => this.discover(), 'discover');
     }
@@ -410,8 +421,8 @@ export class Sampler {
           f.goneAt = t;
           return;
         }
-        const iv: IntervalResult | undefined = f.classifier.add(s);
-        f.history.push({ sample: s, interval: iv });
+        f.classifier.add(s);
+        f.history.push(s, f.classifier);
       });
     } finally {
       this.stats.ticks++;
@@ -535,7 +546,7 @@ export class Sampler {
         id,
         reasons: new Set(),
         classifier: new FlowClassifier(() => this.classifyContext(id)),
-        history: new Ring<HistoryEntry>((x, newest) => newest.sample.t - x.sample.t <= keepMs),
+        history: new FlowHistory(keepMs, Math.ceil(this.opts.historySeconds * this.opts.rateHz) + 2),
         topUntil: 0,
         pinnedUntil: 0,
       };
@@ -615,15 +626,11 @@ export class Sampler {
     const now = this.clock.now();
     let fromT = now - windowSeconds * 1000;
     if (f) {
-      const all = f.history.all();
-      // The window starts at the last sample at or before fromT (the baseline of the first interval).
-      let i = all.findIndex((e) => e.sample.t >= fromT);
-      if (i < 0) i = all.length;
-      const start = Math.max(0, i - 1);
-      const entries = all.slice(start);
-      if (entries.length >= 2) {
-        out.flow = summarizeFlow(f.key, entries);
-        fromT = entries[0].sample.t;
+      const h = f.history;
+      const start = h.windowStart(fromT);
+      if (h.length - start >= 2) {
+        out.flow = summarizeFlow(f.key, h, start);
+        fromT = h.t(start);
       }
     }
     const snaps = this.nodeRing.all();

@@ -1,14 +1,12 @@
 // Window summaries: samples of one flow → FlowSummary; two node snapshots → NodeSummary (deltas).
 // Pure functions; the rules (rules.ts) only read these.
 
-import { addReasons, mssOf } from './classify';
-import type { IntervalResult } from './classify';
+import type { FlowHistory, KeptField } from './history';
 import type {
   CpuDelta,
   CpuSnapshot,
   DeviceDelta,
   FlowKey,
-  FlowSample,
   FlowSummary,
   NodeSnapshot,
   NodeSummary,
@@ -20,12 +18,6 @@ import type {
   ThreadDelta,
 } from './types';
 import { zeroReasons } from './types';
-
-export interface HistoryEntry {
-  sample: FlowSample;
-  /** Classification of the interval that ends at this sample (absent for the first sample). */
-  interval?: IntervalResult;
-}
 
 export function median(xs: number[]): number | undefined {
   if (xs.length === 0) return undefined;
@@ -39,35 +31,33 @@ function delta(a: number | undefined, b: number | undefined): number | undefined
   return b - a;
 }
 
-function defined<T>(xs: Array<T | undefined>): T[] {
-  return xs.filter((x): x is T => x !== undefined);
-}
 
 /**
- * Summarise the samples of one socket. `entries` are in time order; the first is the baseline (its
- * interval, if any, lies before the window and is not counted).
+ * Summarise the samples of one socket from row `from` of its history to the newest. Row `from` is the
+ * baseline: the interval that ends there lies before the window and is not counted.
  */
-export function summarizeFlow(key: FlowKey, entries: readonly HistoryEntry[]): FlowSummary | undefined {
-  if (entries.length === 0) return undefined;
-  const first = entries[0].sample;
-  const last = entries[entries.length - 1].sample;
-  const reasons = zeroReasons();
-  const exactReasons = zeroReasons();
-  let pacingRejected = 0;
-  for (let i = 1; i < entries.length; i++) {
-    const iv = entries[i].interval;
-    if (!iv) continue;
-    addReasons(reasons, iv.reasons);
-    addReasons(exactReasons, iv.exact);
-    pacingRejected += iv.pacingRejected ?? 0;
-  }
-  const seconds = Math.max(0, (last.t - first.t) / 1000);
-  const acked = delta(first.bytesAcked, last.bytesAcked);
-  const received = delta(first.bytesReceived, last.bytesReceived);
-  const sent = delta(first.bytesSent, last.bytesSent);
-  const retrans = delta(first.bytesRetrans, last.bytesRetrans);
-  const samples = entries.map((e) => e.sample);
-  const waiting = samples.filter((s) => (s.notsentBytes ?? 0) >= mssOf(s)).length;
+export function summarizeFlow(key: FlowKey, h: FlowHistory, from = 0): FlowSummary | undefined {
+  const to = h.length - 1;
+  const last = h.last;
+  if (to < from || !last) return undefined;
+  const first = h.sample(from);
+  const counter = (f: KeptField) => delta(h.value(from, f), h.value(to, f));
+  const seconds = Math.max(0, (h.t(to) - h.t(from)) / 1000);
+  const acked = counter('bytesAcked');
+  const received = counter('bytesReceived');
+  const sent = counter('bytesSent');
+  const retrans = counter('bytesRetrans');
+  const samples = to - from + 1;
+  let waiting = 0;
+  const column = (f: KeptField, positive = false): number[] => {
+    const xs: number[] = [];
+    for (let i = from; i <= to; i++) {
+      const v = h.value(i, f);
+      if (v !== undefined && (!positive || v > 0)) xs.push(v);
+    }
+    return xs;
+  };
+  for (let i = from; i <= to; i++) if (h.waiting(i)) waiting++;
   const role: 'sender' | 'receiver' =
     (acked ?? 0) > 0 || (received ?? 0) > 0
       ? (acked ?? 0) >= (received ?? 0)
@@ -76,30 +66,30 @@ export function summarizeFlow(key: FlowKey, entries: readonly HistoryEntry[]): F
       : (last.bytesAcked ?? 0) >= (last.bytesReceived ?? 0)
         ? 'sender'
         : 'receiver';
-  const minRtts = defined(samples.map((s) => s.minRtt));
+  const minRtts = column('minRtt');
   return {
     key,
     role,
     cc: last.cc,
     seconds,
-    samples: entries.length,
-    reasons,
-    exactReasons,
+    samples,
+    reasons: h.reasonsBetween(from, to, 'all'),
+    exactReasons: h.reasonsBetween(from, to, 'exact'),
     goodputBps: seconds > 0 && acked !== undefined ? acked / seconds : undefined,
     receiveBps: seconds > 0 && received !== undefined ? received / seconds : undefined,
     sendBps: seconds > 0 && sent !== undefined ? sent / seconds : undefined,
-    pacingRejectedSeconds: pacingRejected,
+    pacingRejectedSeconds: h.pacingRejectedBetween(from, to),
     retransRatio: sent !== undefined && retrans !== undefined && sent > 0 ? retrans / sent : undefined,
-    retransSegs: delta(first.totalRetrans, last.totalRetrans),
-    dsackDups: delta(first.dsackDups, last.dsackDups),
-    notsentShare: samples.length ? waiting / samples.length : 0,
+    retransSegs: counter('totalRetrans'),
+    dsackDups: counter('dsackDups'),
+    notsentShare: waiting / samples,
     first,
     last,
-    medianRttUs: median(defined(samples.map((s) => s.rtt))),
+    medianRttUs: median(column('rtt')),
     minRttUs: minRtts.length ? Math.min(...minRtts) : undefined,
-    medianCwnd: median(defined(samples.map((s) => s.cwnd))),
-    medianDeliveryRate: median(defined(samples.map((s) => s.deliveryRate)).filter((x) => x > 0)),
-    medianPacingRate: median(defined(samples.map((s) => s.pacingRate)).filter((x) => x > 0)),
+    medianCwnd: median(column('cwnd')),
+    medianDeliveryRate: median(column('deliveryRate', true)),
+    medianPacingRate: median(column('pacingRate', true)),
     maxPacingRate: last.maxPacingRate,
   };
 }

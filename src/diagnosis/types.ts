@@ -338,7 +338,9 @@ export interface FlowSummary {
   dsackDups?: number;
   /** Samples where notsent ≥ one MSS, as a fraction. */
   notsentShare: number;
+  /** The newest sample, whole. */
   last: FlowSample;
+  /** The window's first sample (its baseline): only the fields the history keeps (history.ts KEPT_FIELDS). */
   first: FlowSample;
   /** Medians over the window (robust against the single odd sample). */
   medianRttUs?: number;

@@ -8,7 +8,7 @@ import {
 } from '../../../src/diagnosis/classify';
 import { REASONS } from '../../../src/diagnosis/types';
 import type { FlowSample } from '../../../src/diagnosis/types';
-import { MBIT, SIG, skmem, synthSeries } from './synth';
+import { MBIT, SIG, skmem, synthSamples } from './synth';
 
 const at = (t: number, p: Partial<FlowSample>): FlowSample => ({ t, sndMss: 1448, ...p });
 
@@ -113,11 +113,11 @@ describe('classifyInterval', () => {
 
 describe('FlowClassifier', () => {
   it('the reasons sum to wall time and the exact parts equal the kernel totals', () => {
-    const entries = synthSeries(SIG.rwnd, { seconds: 4, busy: 0.9, rwnd: 0.6, sndbuf: 0.05 });
+    const entries = synthSamples(SIG.rwnd, { seconds: 4, busy: 0.9, rwnd: 0.6, sndbuf: 0.05 });
     const cls = new FlowClassifier();
-    for (const e of entries) cls.add(e.sample);
-    const first = entries[0].sample;
-    const last = entries[entries.length - 1].sample;
+    for (const e of entries) cls.add(e);
+    const first = entries[0];
+    const last = entries[entries.length - 1];
     const wall = (last.t - first.t) / 1000;
     expect(totalSeconds(cls.total)).toBeCloseTo(wall, 6);
     expect(cls.totalExact.rwnd).toBeCloseTo((last.rwndLimited! - first.rwndLimited!) / 1e6, 6);
@@ -138,7 +138,7 @@ describe('FlowClassifier', () => {
   it('test guest, fq + SO_MAX_PACING_RATE: at the cap the TSQ-held time is the cap\'s; far below it, it stays tsq', () => {
     const run = (goodputBps: number) => {
       const cls = new FlowClassifier(() => ({ fqOnEgress: true }));
-      for (const e of synthSeries(SIG.guest_fq_pace, { goodputBps })) cls.add(e.sample);
+      for (const e of synthSamples(SIG.guest_fq_pace, { goodputBps })) cls.add(e);
       return { cls, wall: totalSeconds(cls.total) };
     };
     // measured: 49.1 Mbit/s against the 50 Mbit/s cap
@@ -154,9 +154,9 @@ describe('FlowClassifier', () => {
   });
 
   it('app-limited lab case: busy grows ~250 ms/s, the rest is idle', () => {
-    const entries = synthSeries(SIG.app, { busy: 0.25, goodputBps: 100 * MBIT });
+    const entries = synthSamples(SIG.app, { busy: 0.25, goodputBps: 100 * MBIT });
     const cls = new FlowClassifier();
-    for (const e of entries) cls.add(e.sample);
+    for (const e of entries) cls.add(e);
     expect(cls.total.idle / totalSeconds(cls.total)).toBeCloseTo(0.75, 1);
     expect(cls.total.app / totalSeconds(cls.total)).toBeCloseTo(0.25, 1);
   });

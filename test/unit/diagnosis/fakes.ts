@@ -16,11 +16,19 @@ export class FakeClock implements Clock {
   t = 0;
   private timers: Array<{ at: number; fn: () => void; id: number }> = [];
   private next = 1;
+  /**
+   * How early timers fire (ms), as Node's do on libuv's whole-millisecond loop clock (where a timeout is
+   * at least 1 ms): a timer of `ms` then fires at max(1, ms) − early.
+   */
+  early = 0;
+  /** Timers set so far (each is one wake-up of a real process). */
+  timersSet = 0;
   now = () => this.t;
   wall = () => 1_700_000_000_000 + this.t;
   setTimeout = (fn: () => void, ms: number) => {
     const id = this.next++;
-    this.timers.push({ at: this.t + ms, fn, id });
+    this.timersSet++;
+    this.timers.push({ at: this.t + (this.early > 0 ? Math.max(1, ms) - this.early : ms), fn, id });
     return id;
   };
   clearTimeout = (h: unknown) => {

@@ -4,7 +4,8 @@
 // jiffies (HZ = 250) as the kernel does.
 
 import { FlowClassifier } from '../../../src/diagnosis/classify';
-import { HistoryEntry, summarizeFlow } from '../../../src/diagnosis/summarize';
+import { FlowHistory } from '../../../src/diagnosis/history';
+import { summarizeFlow } from '../../../src/diagnosis/summarize';
 import type { FlowKey, FlowSample, FlowSummary, NodeSummary, SkMem } from '../../../src/diagnosis/types';
 
 export const KEY: FlowKey = { localIp: '1.1.1.3', localPort: 40000, peerIp: '1.1.1.2', peerPort: 5201, cookie: '77' };
@@ -61,12 +62,11 @@ export interface SynthOptions {
 const JIFFY_US = 4000;
 const q = (us: number) => Math.floor(us / JIFFY_US) * JIFFY_US;
 
-export function synthSeries(sig: Partial<FlowSample>, o: SynthOptions = {}): HistoryEntry[] {
+export function synthSamples(sig: Partial<FlowSample>, o: SynthOptions = {}): FlowSample[] {
   const seconds = o.seconds ?? 4;
   const hz = o.hz ?? 20;
   const n = Math.round(seconds * hz);
-  const cls = new FlowClassifier();
-  const out: HistoryEntry[] = [];
+  const out: FlowSample[] = [];
   const busy = o.busy ?? 1;
   const goodput = o.goodputBps ?? sig.deliveryRate ?? 100 * MBIT;
   const mss = sig.sndMss ?? 1448;
@@ -90,14 +90,19 @@ export function synthSeries(sig: Partial<FlowSample>, o: SynthOptions = {}): His
       dsackDups: Math.floor((o.dsackPerSec ?? 0) * tSec),
       ...(o.vary ? o.vary(i) : {}),
     };
-    const iv = cls.add(sample);
-    out.push({ sample, interval: iv });
+    out.push(sample);
   }
   return out;
 }
 
 export function synthFlow(sig: Partial<FlowSample>, o: SynthOptions = {}, key: FlowKey = KEY): FlowSummary {
-  const s = summarizeFlow(key, synthSeries(sig, o));
+  const cls = new FlowClassifier();
+  const h = new FlowHistory(Infinity);
+  for (const sample of synthSamples(sig, o)) {
+    cls.add(sample);
+    h.push(sample, cls);
+  }
+  const s = summarizeFlow(key, h);
   if (!s) throw new Error('no samples');
   return s;
 }
