@@ -9,6 +9,7 @@ import { NodeEvidenceReader, NodeReaderOptions } from '../../src/sources/node-ev
 import { userHz } from '../../src/sources/procfs/cpuinfo';
 import { vswitchdPid } from '../../src/sources/ovs/vswitchd';
 import { HOST_MQ } from './nic/fixtures';
+import { NetdevGenlClient } from '../../src/sources/netlink/netdev-genl';
 
 const VM = path.join(__dirname, '../fixtures/procfs/vm-6.18');
 const PROC = path.join(VM, 'proc');
@@ -79,6 +80,26 @@ describe('NodeEvidenceReader on fixtures', () => {
       expect(rec.errors.filter((e) => !/^(qdisc|qstats)/.test(e))).toEqual([]);
     } finally {
       r.close();
+    }
+  });
+
+  it('a device without queue statistics (EOPNOTSUPP) is asked again only after the configuration TTL', async () => {
+    const refuse = jest.spyOn(NetdevGenlClient.prototype, 'qstats').mockRejectedValue(Object.assign(new Error('kernel answered EOPNOTSUPP'), { code: 'EOPNOTSUPP' }));
+    const r = new NodeEvidenceReader(opts());
+    try {
+      r.watchDevice('eth0');
+      for (const t of [0, 1000, 2000, 29000]) {
+        const rec = await r.read(t);
+        expect(rec.qstats.has('eth0')).toBe(false);
+        expect(rec.errors.filter((e) => /^qstats/.test(e))).toEqual([]);
+      }
+      const eth0Calls = () => refuse.mock.calls.filter((c) => c[1] === 'eth0').length;
+      expect(eth0Calls()).toBe(1);
+      await r.read(31000);
+      expect(eth0Calls()).toBe(2);
+    } finally {
+      r.close();
+      refuse.mockRestore();
     }
   });
 
