@@ -109,6 +109,25 @@ describe.each([
     expect(any!.cookie()).toBe(views[1].cookie());
   });
 
+  it('packs more requests than one datagram holds and answers each in its place, round after round', async () => {
+    // 700 requests of 72 bytes do not fit one 32 KiB datagram: two datagrams, the live sockets spread
+    // over both, sent twice (new sequence numbers the second time).
+    const views = [...(await dumpOurs()).values()].slice(0, 7);
+    const bodies: Buffer[] = [];
+    const want: Array<string | null> = [];
+    for (let i = 0; i < 700; i++) {
+      const live = i % 100 === 99 ? views[(i - 99) / 100] : undefined;
+      const key = live ? live.key() : sockKeyOf({ localIp: '127.0.0.1', localPort: 1 + i, peerIp: '127.0.0.1', peerPort: 2 });
+      bodies.push(buildExactRequest(key, EXT_FLOWS));
+      want.push(live ? live.cookie() : null);
+    }
+    expect(bodies.reduce((n, b) => n + 16 + b.length, 0)).toBeGreaterThan(32 * 1024);
+    for (let round = 0; round < 2; round++) {
+      const r = await sd.lookupPrepared(bodies);
+      expect(r.map((v) => v?.cookie() ?? null)).toEqual(want);
+    }
+  });
+
   it('reuses prepared requests (the 20 Hz polling path) and sees a closed connection go away', async () => {
     const client = await connect('127.0.0.1', ports[0]); // its own: the other I/O's tests count 400
     const k = sockKeyOf({ localIp: client.localAddress!, localPort: client.localPort!, peerIp: client.remoteAddress!, peerPort: client.remotePort! });
