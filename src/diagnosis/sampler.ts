@@ -109,8 +109,8 @@ export const DEFAULT_SAMPLER_OPTIONS: SamplerOptions = {
  * How early a timer may fire and still count as on time (ms). Node's timers run on libuv's loop clock,
  * which is whole milliseconds taken when the timer was set, so a timeout of 49.7 ms fires up to 1 ms
  * before `performance.now()` reaches its due time. Without this slack such a wake-up found nothing due
- * and set a second timer for the remaining fraction: 14.5 extra wake-ups a second at 20 Hz, measured,
- * each costing what a sampling round's own wake-up does.
+ * and set a second timer for the remaining fraction: 519 timer wake-ups for 301 sampling rounds at 20 Hz
+ * (measured; 310 with it).
  */
 export const TIMER_SLACK_MS = 1;
 
