@@ -8,6 +8,12 @@
 //   - for reference, the floor of any loop at that rate in this node: an empty setInterval at
 //     --diagnosis.sample-rate (an event-loop wake-up costs ~0.2 ms of CPU on the 2-CPU VMs this project
 //     is tested on, so 20 wake-ups a second are ~0.3-0.45 % of a core before any work).
+// Before the measured phases, one sampling phase of the same length runs uncounted (the warm-up, reported):
+// the first seconds of a process compile the sampling code (V8's optimising compiler runs on worker
+// threads), a one-off at the exporter's start.
+// Each phase runs SETTLE_SECONDS before it is measured: a new sampler looks up each flow's path (a route
+// lookup and a link dump per flow) and reads the devices' configuration in its first snapshot, one-offs
+// that a 10 s phase would otherwise spread over its rounds; an exporter starts its sampler once.
 // Each phase's CPU is this process's CPU (process.cpuUsage) minus the same process doing nothing for the
 // same time (the baseline), as a share of one core. The phases are repeated (--repeat, default 3) and
 // interleaved with baselines, so a machine shared with other jobs shows up as the spread (min..max)
@@ -96,6 +102,8 @@ export interface DiagnosisBenchResult {
   /** Whether the medians meet TARGETS. */
   targetsMet: { sampling: boolean; idle: boolean };
   baselineCpuShare: number[];
+  /** The unmeasured first sampling phase (JIT warm-up), share of one core (the baseline not subtracted). */
+  warmupCpuShare: number;
   idle: PhaseResult & { discoveries: number; discoverySeconds: number; ticks: number };
   /** An empty timer at rateHz: what the wake-ups alone cost (reference, no target). */
   wakeups: PhaseResult;
@@ -140,8 +148,12 @@ function cpuSeconds(from: NodeJS.CpuUsage): number {
   return (u.user + u.system) / 1e6;
 }
 
+/** Seconds each phase runs before its measurement starts (see the header). */
+export const SETTLE_SECONDS = 3;
+
 async function measure(seconds: number, run?: () => Promise<() => Promise<void>>): Promise<number> {
   const stop = run ? await run() : undefined;
+  await sleep(SETTLE_SECONDS * 1000);
   const c0 = process.cpuUsage();
   const w0 = performance.now();
   await sleep(seconds * 1000);
@@ -183,6 +195,30 @@ export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<
     const st = { ticks: 0, lookups: 0, overruns: 0, rounds: 0, discovery: 0, node: 0, seconds: 0 };
     const tickTimes: number[] = [];
     let flowsSampled = 0;
+    /** One sampling phase of `seconds`: its CPU share goes to `shares`, its round times (but the warm-up's) to tickTimes. */
+    const samplingPhase = async (shares: number[]): Promise<Sampler> => {
+      let sampler: Sampler | undefined;
+      const share = await measure(seconds, async () => {
+        const flows = new SockDiagFlowSource({ watch: `dport = ${port}`, candidates: `state established and dport = ${port}` });
+        const node = new LiveNodeSource({ procfs: '/proc', sysfs: '/sys', ovs: null, ovsIntervalMs: 1000 });
+        const s = new Sampler({ ...DEFAULT_SAMPLER_OPTIONS, rateHz, top: 0, maxFlows: 4 * nFlows + 8 }, flows, node);
+        sampler = s;
+        await s.discover(); // the flows are there from the start, as on a node that has them
+        const origTick = s.tick.bind(s);
+        s.tick = async () => {
+          const t = process.hrtime.bigint();
+          await origTick();
+          if (shares !== warmup) tickTimes.push(Number(process.hrtime.bigint() - t) / 1e6);
+        };
+        s.start();
+        return async () => s.close();
+      });
+      shares.push(share);
+      if (!sampler) throw new Error('sampling phase did not start a sampler');
+      return sampler;
+    };
+    const warmup: number[] = [];
+    await samplingPhase(warmup); // the warm-up, reported but not counted
     for (let r = 0; r < repeat; r++) {
       baseline.push(await measure(seconds));
       // The idle exporter: the default loops; discovery finds nothing (a port nobody uses).
@@ -208,35 +244,16 @@ export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<
         }),
       );
       // N watched flows: discovery finds them (the client ends), the sampler polls them at rateHz.
-      let sampler: Sampler | undefined;
-      sampling.push(
-        await measure(seconds, async () => {
-          const flows = new SockDiagFlowSource({ watch: `dport = ${port}`, candidates: `state established and dport = ${port}` });
-          const node = new LiveNodeSource({ procfs: '/proc', sysfs: '/sys', ovs: null, ovsIntervalMs: 1000 });
-          sampler = new Sampler({ ...DEFAULT_SAMPLER_OPTIONS, rateHz, top: 0, maxFlows: 4 * nFlows + 8 }, flows, node);
-          await sampler.discover(); // the flows are there from the start, as on a node that has them
-          const s = sampler;
-          const origTick = s.tick.bind(s);
-          s.tick = async () => {
-            const t = process.hrtime.bigint();
-            await origTick();
-            tickTimes.push(Number(process.hrtime.bigint() - t) / 1e6);
-          };
-          s.start();
-          return async () => s.close();
-        }),
-      );
-      if (sampler) {
-        const x = sampler.stats;
-        flowsSampled = sampler.flows().length;
-        st.ticks += x.ticks;
-        st.lookups += x.lookups;
-        st.overruns += x.overruns;
-        st.rounds += x.samplingSeconds;
-        st.discovery += x.discoverySeconds;
-        st.node += x.nodeSeconds;
-        st.seconds += seconds;
-      }
+      const sampler = await samplingPhase(sampling);
+      const x = sampler.stats;
+      flowsSampled = sampler.flows().length;
+      st.ticks += x.ticks;
+      st.lookups += x.lookups;
+      st.overruns += x.overruns;
+      st.rounds += x.samplingSeconds;
+      st.discovery += x.discoverySeconds;
+      st.node += x.nodeSeconds;
+      st.seconds += seconds;
     }
     const base = phase(baseline);
     const above = (xs: number[]) => xs.map((x, i) => x - baseline[i]);
@@ -248,6 +265,7 @@ export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<
       v8Flags: process.execArgv.filter((a) => a.startsWith('--')),
       targetsMet: { sampling: false, idle: false },
       baselineCpuShare: baseline,
+      warmupCpuShare: warmup[0],
       idle: { ...phase(above(idle)), ...idleStats },
       wakeups: phase(above(wakeups)),
       sampling: {
@@ -260,6 +278,7 @@ export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<
       },
     };
     log(`baseline (this process doing nothing): ${baseline.map(pctOf).join(', ')} of a core (${repeat} × ${seconds} s)`);
+    log(`warm-up (the first ${seconds} s sampling phase, not counted): ${pctOf(warmup[0])} of a core`);
     log(
       `idle exporter (no flows; discovery every ${DEFAULT_SAMPLER_OPTIONS.discoverIntervalMs / 1000} s): ${pctOf(res.idle.median)} of a core above baseline ` +
         `(min ${pctOf(res.idle.min)}, max ${pctOf(res.idle.max)}); ${idleStats.ticks} sampling rounds, ${idleStats.discoveries} discoveries (${((1000 * idleStats.discoverySeconds) / Math.max(1, idleStats.discoveries)).toFixed(2)} ms each)`,
