@@ -113,7 +113,10 @@ export class FlowHistory {
   /** Row `i` as a sample of the kept fields only. */
   sample(i: number): FlowSample {
     const s: FlowSample = { t: this.t(i) };
-    for (const f of KEPT_FIELDS) if (f !== 't') s[f] = this.value(i, f);
+    for (const f of KEPT_FIELDS) {
+      const v = this.value(i, f);
+      if (f !== 't' && v !== undefined) s[f] = v;
+    }
     return s;
   }
 

@@ -31,7 +31,6 @@ function delta(a: number | undefined, b: number | undefined): number | undefined
   return b - a;
 }
 
-
 /**
  * Summarise the samples of one socket from row `from` of its history to the newest. Row `from` is the
  * baseline: the interval that ends there lies before the window and is not counted.

@@ -30,7 +30,7 @@ describe('FlowHistory', () => {
     h.push({ t: 1, rtt: 0 }, totals());
     expect(h.value(0, 'rtt')).toBe(0);
     expect(h.value(0, 'cwnd')).toBeUndefined();
-    expect(h.sample(0)).toEqual({ t: 1, rtt: 0 });
+    expect(h.sample(0)).toStrictEqual({ t: 1, rtt: 0 });
   });
 
   it('windowStart(): the row before the first one at or after the time, 0 when none is older', () => {
