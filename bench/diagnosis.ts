@@ -195,8 +195,8 @@ export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<
     const st = { ticks: 0, lookups: 0, overruns: 0, rounds: 0, discovery: 0, node: 0, seconds: 0 };
     const tickTimes: number[] = [];
     let flowsSampled = 0;
-    /** One sampling phase of `seconds`: its CPU share goes to `shares`, its round times (but the warm-up's) to tickTimes. */
-    const samplingPhase = async (shares: number[]): Promise<Sampler> => {
+    /** One sampling phase of `seconds`: its CPU share goes to `shares`; a counted phase's round times go to tickTimes. */
+    const samplingPhase = async (shares: number[], counted: boolean): Promise<Sampler> => {
       let sampler: Sampler | undefined;
       const share = await measure(seconds, async () => {
         const flows = new SockDiagFlowSource({ watch: `dport = ${port}`, candidates: `state established and dport = ${port}` });
@@ -208,7 +208,7 @@ export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<
         s.tick = async () => {
           const t = process.hrtime.bigint();
           await origTick();
-          if (shares !== warmup) tickTimes.push(Number(process.hrtime.bigint() - t) / 1e6);
+          if (counted) tickTimes.push(Number(process.hrtime.bigint() - t) / 1e6);
         };
         s.start();
         return async () => s.close();
@@ -218,7 +218,7 @@ export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<
       return sampler;
     };
     const warmup: number[] = [];
-    await samplingPhase(warmup); // the warm-up, reported but not counted
+    await samplingPhase(warmup, false); // the warm-up, reported but not counted
     for (let r = 0; r < repeat; r++) {
       baseline.push(await measure(seconds));
       // The idle exporter: the default loops; discovery finds nothing (a port nobody uses).
@@ -244,7 +244,7 @@ export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<
         }),
       );
       // N watched flows: discovery finds them (the client ends), the sampler polls them at rateHz.
-      const sampler = await samplingPhase(sampling);
+      const sampler = await samplingPhase(sampling, true);
       const x = sampler.stats;
       flowsSampled = sampler.flows().length;
       st.ticks += x.ticks;

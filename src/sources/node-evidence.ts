@@ -313,16 +313,17 @@ export class NodeEvidenceReader {
         }
         if (c.features) features.set(n, c.features);
         if (c.rings) rings.set(n, c.rings);
-        const refused = this.noQstats.get(`${n}#${ifindex}`);
+        const qkey = `${n}#${ifindex}`;
+        const refused = this.noQstats.get(qkey);
         if (!this.qstatsUnsupported && (refused === undefined || t - refused > CONFIG_TTL_MS)) {
           this.netdev ??= new NetdevGenlClient();
           try {
             qstats.set(n, await this.netdev.qstats(ifindex, n));
-            this.noQstats.delete(`${n}#${ifindex}`);
+            this.noQstats.delete(qkey);
           } catch (e) {
             const code = (e as { code?: string }).code;
             if (code === 'ENOENT') this.qstatsUnsupported = true;
-            else if (code === 'EOPNOTSUPP') this.noQstats.set(`${n}#${ifindex}`, t);
+            else if (code === 'EOPNOTSUPP') this.noQstats.set(qkey, t);
             else errors.push(`qstats ${n}: ${(e as Error).message}`);
           }
         }
