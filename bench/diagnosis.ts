@@ -1,49 +1,52 @@
-// "diagnosis" bench: what the diagnosis sampler costs, in the same run:
+// "diagnosis" bench: what the diagnosis sampler costs an exporter that has been running a while.
+// One process per kind runs side by side for the whole bench, each started with the exporter's V8 flags
+// (read from bin/flowpath: the young-generation cap changes how often the scavenger runs):
+//   - baseline: Node doing nothing;
 //   - idle: the sampler as the exporter runs it (discovery every 2 s, node evidence every 1 s, ticks at
 //     --diagnosis.sample-rate) on a node with no flow to sample (the discovery selector matches nothing);
-//   - N watched flows (default 10) at 20 Hz: a child process runs N loopback TCP flows (127.0.0.1; each
-//     writes 64 KiB every 10 ms, ~50 Mbit/s, alive and changing without saturating a CPU) and the
-//     sampler, with --diagnosis.watch selecting them, samples them with exact sock_diag lookups (one
-//     datagram per round), reads node evidence every second, no OVS.
-//   - for reference, the floor of any loop at that rate in this node: an empty setInterval at
-//     --diagnosis.sample-rate (an event-loop wake-up costs ~0.2 ms of CPU on the 2-CPU VMs this project
-//     is tested on, so 20 wake-ups a second are ~0.3-0.45 % of a core before any work).
-// Before the measured phases, one sampling phase of the same length runs uncounted (the warm-up, reported):
-// the first seconds of a process compile the sampling code (V8's optimising compiler runs on worker
-// threads), a one-off at the exporter's start.
-// Each phase runs SETTLE_SECONDS before it is measured: a new sampler looks up each flow's path (a route
-// lookup and a link dump per flow) and reads the devices' configuration in its first snapshot, one-offs
-// that a 10 s phase would otherwise spread over its rounds; an exporter starts its sampler once.
-// Each phase's CPU is this process's CPU (process.cpuUsage) minus the same process doing nothing for the
-// same time (the baseline), as a share of one core. The phases are repeated (--repeat, default 3) and
-// interleaved with baselines, so a machine shared with other jobs shows up as the spread (min..max)
-// instead of biasing one phase. Also reported: wall time per sampling round (median, p99), rounds,
-// lookups, overruns, and where the sampler's own time went (rounds, discovery, node evidence).
-//
-// The bench runs with the exporter's V8 flags (read from bin/flowpath: the young-generation cap changes how
-// often the scavenger runs, so a number without it would not be the exporter's): `npm run bench diagnosis`
-// starts it in a child node with those flags when this process lacks them.
+//   - sampling: N watched flows (default 10) at 20 Hz. A generator process runs N loopback TCP flows
+//     (127.0.0.1; each writes 64 KiB every 10 ms, ~50 Mbit/s, alive and changing without saturating a
+//     CPU) and the sampler, with --diagnosis.watch selecting them, samples them with exact sock_diag
+//     lookups (one datagram per round) and reads node evidence every second, no OVS;
+//   - wakeups, for reference: an empty timer at --diagnosis.sample-rate, the floor of any loop at that
+//     rate (an event-loop wake-up costs ~0.15-0.2 ms of CPU on the 2-CPU VMs this project is tested on).
+// All of them are first left to run for a warm-up (default 60 s, reported, not counted): a process's
+// first seconds and minutes compile its code, and V8 optimises a function called once per round only
+// after thousands of calls. Measured over the warm-up, 10 flows at 20 Hz cost 2-4 % of a core against
+// ~1.7 % after it; a bench that restarts the sampler for each repetition counts that compilation again
+// every time, which an exporter running for days does not pay.
+// Then the same windows (--repeat, default 5, of --seconds, default 12) are measured in every process at
+// once: each answers with its own CPU time (process.cpuUsage, every thread: V8's compiler and GC helpers
+// included) and clock. A phase's share of one core is its CPU over the window minus the baseline's over
+// the same window. Other jobs on the machine disturb all the processes of a window alike; the spread of
+// the windows (min..max) shows how much. Also reported: wall time per sampling round (median, p99),
+// rounds, lookups, overruns, and where the sampler's own time went (rounds, discovery, node evidence).
 //
 // Targets (issue 14): 10 watched flows at 20 Hz ≤ 2 % of one core above the baseline, the idle exporter
-// ≤ 0.2 %; the summary says whether the median of the repetitions meets them.
+// ≤ 0.2 %; the summary says whether the median of the windows meets them.
 //
-// Run: npm run build && node dist/bench/diagnosis.js [--flows N] [--seconds D] [--rate HZ] [--repeat R]
+// Run: npm run build && node dist/bench/diagnosis.js [--flows N] [--seconds D] [--rate HZ] [--repeat R] [--warmup W]
 
-import { ChildProcess, spawn } from 'child_process';
+import { ChildProcess, fork, spawn } from 'child_process';
 import { readFileSync } from 'fs';
 import * as path from 'path';
-import { LiveNodeSource, SockDiagFlowSource } from '../src/diagnosis/adapters';
-import { DEFAULT_SAMPLER_OPTIONS, Sampler } from '../src/diagnosis/sampler';
+import type { PhaseKind, PhaseSample } from './diagnosis-phase';
+import type { SamplerStats } from '../src/diagnosis/sampler';
+import { DEFAULT_SAMPLER_OPTIONS } from '../src/diagnosis/sampler';
 
 export interface DiagnosisBenchOptions {
   flows?: number;
+  /** Length of one measured window (s). */
   seconds?: number;
   rateHz?: number;
+  /** Measured windows. */
   repeat?: number;
+  /** Unmeasured time before the first window (s). */
+  warmupSeconds?: number;
   log?: (line: string) => void;
 }
 
-/** Share of one core above the baseline (median of the repetitions) that each phase must stay under. */
+/** Share of one core above the baseline (median of the windows) that each phase must stay under. */
 export const TARGETS = { sampling: 0.02, idle: 0.002 };
 
 /** The V8 flags bin/flowpath starts the exporter with (e.g. --max-semi-space-size=2). */
@@ -53,39 +56,8 @@ export function exporterV8Flags(script = path.join(__dirname, '..', '..', 'bin',
   return m[1].trim().split(/\s+/).filter((x) => x !== '');
 }
 
-/**
- * runDiagnosisBench() in a node started with the exporter's V8 flags (in this process when it already has
- * them). The child's lines go to `log`; its result comes back as the last line.
- */
-export async function runDiagnosisBenchAsExporter(o: DiagnosisBenchOptions = {}): Promise<DiagnosisBenchResult> {
-  const flags = exporterV8Flags();
-  const log = o.log ?? ((l: string) => console.log(l));
-  if (flags.every((f) => process.execArgv.includes(f))) return runDiagnosisBench(o);
-  log(`(running in a child node with the exporter's V8 flags: ${flags.join(' ')})`);
-  const args = [...flags, __filename, '--result-line'];
-  for (const [k, v] of [['flows', o.flows], ['seconds', o.seconds], ['rate', o.rateHz], ['repeat', o.repeat]] as const) if (v !== undefined) args.push(`--${k}`, String(v));
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  let result: DiagnosisBenchResult | undefined;
-  let buf = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (line.startsWith(RESULT_PREFIX)) result = JSON.parse(line.slice(RESULT_PREFIX.length)) as DiagnosisBenchResult;
-      else log(line);
-    }
-  });
-  const code = await new Promise<number | null>((r) => child.on('close', r));
-  if (code !== 0 || !result) throw new Error(`diagnosis bench child exited with ${code}${result ? '' : ' and no result'}`);
-  return result;
-}
-
-const RESULT_PREFIX = 'DIAGNOSIS-BENCH-RESULT ';
-
 export interface PhaseResult {
-  /** CPU above the baseline, share of one core, per repetition. */
+  /** CPU above the baseline, share of one core, per window. */
   cpuShare: number[];
   median: number;
   min: number;
@@ -95,16 +67,20 @@ export interface PhaseResult {
 export interface DiagnosisBenchResult {
   flows: number;
   rateHz: number;
+  /** Length of one window (s). */
   seconds: number;
+  /** Windows measured. */
   repeat: number;
-  /** V8 flags of the measuring process (the exporter's, from bin/flowpath). */
+  warmupSeconds: number;
+  /** V8 flags of the measured processes (the exporter's, from bin/flowpath). */
   v8Flags: string[];
   /** Whether the medians meet TARGETS. */
   targetsMet: { sampling: boolean; idle: boolean };
+  /** The baseline process's own CPU per window, share of one core. */
   baselineCpuShare: number[];
-  /** The unmeasured first sampling phase (JIT warm-up), share of one core (the baseline not subtracted). */
+  /** The sampling process over the warm-up, share of one core above the baseline. */
   warmupCpuShare: number;
-  idle: PhaseResult & { discoveries: number; discoverySeconds: number; ticks: number };
+  idle: PhaseResult & { discoveries: number; discoveriesSkipped: number; discoverySeconds: number; ticks: number };
   /** An empty timer at rateHz: what the wake-ups alone cost (reference, no target). */
   wakeups: PhaseResult;
   sampling: PhaseResult & {
@@ -112,7 +88,7 @@ export interface DiagnosisBenchResult {
     lookups: number;
     overruns: number;
     tickWallMs: { median: number; p99: number };
-    /** Sampler time per phase second, by part (share of one core). */
+    /** Sampler time per window second, by part (share of one core). */
     parts: { rounds: number; discovery: number; node: number };
   };
 }
@@ -143,26 +119,6 @@ function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 }
 
-function cpuSeconds(from: NodeJS.CpuUsage): number {
-  const u = process.cpuUsage(from);
-  return (u.user + u.system) / 1e6;
-}
-
-/** Seconds each phase runs before its measurement starts (see the header). */
-export const SETTLE_SECONDS = 3;
-
-async function measure(seconds: number, run?: () => Promise<() => Promise<void>>): Promise<number> {
-  const stop = run ? await run() : undefined;
-  await sleep(SETTLE_SECONDS * 1000);
-  const c0 = process.cpuUsage();
-  const w0 = performance.now();
-  await sleep(seconds * 1000);
-  const used = cpuSeconds(c0);
-  const wall = (performance.now() - w0) / 1000;
-  if (stop) await stop();
-  return used / wall;
-}
-
 function phase(xs: number[]): PhaseResult {
   const s = [...xs].sort((a, b) => a - b);
   return { cpuShare: xs, median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1] };
@@ -170,118 +126,150 @@ function phase(xs: number[]): PhaseResult {
 
 const pctOf = (x: number) => `${(100 * x).toFixed(2)}%`;
 
+/** A phase process (bench/diagnosis-phase.ts): started, asked for samples, stopped. */
+class PhaseProcess {
+  private waiting: Array<(s: PhaseSample) => void> = [];
+  private exited: Error | null = null;
+  private constructor(
+    readonly kind: PhaseKind,
+    private readonly child: ChildProcess,
+  ) {
+    child.on('message', (m: unknown) => {
+      if (m && typeof m === 'object' && 'cpuMicros' in m) this.waiting.shift()?.(m as PhaseSample);
+    });
+    child.on('exit', (code, sig) => {
+      this.exited = new Error(`diagnosis bench phase ${kind} exited (${code ?? sig})`);
+    });
+  }
+
+  static async start(kind: PhaseKind, flags: string[], args: string[]): Promise<PhaseProcess> {
+    const child = fork(path.join(__dirname, 'diagnosis-phase.js'), [kind, ...args], { execArgv: flags, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const p = new PhaseProcess(kind, child);
+    await new Promise<void>((resolve, reject) => {
+      const onMsg = (m: unknown) => {
+        if (m && typeof m === 'object' && 'ready' in m) {
+          child.off('message', onMsg);
+          resolve();
+        }
+      };
+      child.on('message', onMsg);
+      child.once('exit', (code) => reject(new Error(`diagnosis bench phase ${kind} exited (${code}) before it was ready`)));
+    });
+    return p;
+  }
+
+  sample(): Promise<PhaseSample> {
+    if (this.exited) return Promise.reject(this.exited);
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      this.child.send('sample');
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.exited) return;
+    const gone = new Promise<void>((r) => this.child.once('exit', () => r()));
+    this.child.send('stop');
+    const kill = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    await gone;
+    clearTimeout(kill);
+  }
+}
+
+/** CPU share of one core of each process between two samples of it. */
+const share = (a: PhaseSample, b: PhaseSample) => (b.cpuMicros - a.cpuMicros) / 1000 / (b.wallMs - a.wallMs);
+
+/** `b`'s counters minus `a`'s. */
+function statsBetween(a: SamplerStats, b: SamplerStats): SamplerStats {
+  const d = (k: keyof Omit<SamplerStats, 'errors'>) => b[k] - a[k];
+  return {
+    ticks: d('ticks'),
+    lookups: d('lookups'),
+    samplingSeconds: d('samplingSeconds'),
+    overruns: d('overruns'),
+    discoveries: d('discoveries'),
+    discoveriesSkipped: d('discoveriesSkipped'),
+    discoverySeconds: d('discoverySeconds'),
+    nodeSnapshots: d('nodeSnapshots'),
+    nodeSeconds: d('nodeSeconds'),
+    errors: b.errors,
+  };
+}
+
 export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<DiagnosisBenchResult> {
   const nFlows = o.flows ?? 10;
-  const seconds = o.seconds ?? 10;
+  const seconds = o.seconds ?? 12;
   const rateHz = o.rateHz ?? 20;
-  const repeat = o.repeat ?? 3;
+  const repeat = o.repeat ?? 5;
+  const warmupSeconds = o.warmupSeconds ?? 60;
   const log = o.log ?? ((l: string) => console.log(l));
-  const child: ChildProcess = spawn(process.execPath, ['-e', FLOWS_JS, String(nFlows)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const flags = exporterV8Flags();
+  const generator: ChildProcess = spawn(process.execPath, ['-e', FLOWS_JS, String(nFlows)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const procs: PhaseProcess[] = [];
   try {
     const port = await new Promise<number>((resolve, reject) => {
       let out = '';
-      child.stdout?.setEncoding('utf8').on('data', (s: string) => {
+      generator.stdout?.setEncoding('utf8').on('data', (s: string) => {
         out += s;
         const m = /\{"port":(\d+)\}/.exec(out);
         if (m) resolve(Number(m[1]));
       });
-      child.on('exit', (c) => reject(new Error(`flow generator exited (${c})`)));
+      generator.on('exit', (c) => reject(new Error(`flow generator exited (${c})`)));
     });
+    const common = ['--rate', String(rateHz), '--port', String(port)];
+    for (const kind of ['baseline', 'idle', 'wakeups', 'sampling'] as const) procs.push(await PhaseProcess.start(kind, flags, common));
+    const sampleAll = () => Promise.all(procs.map((p) => p.sample()));
+    log(`phases started with ${flags.join(' ') || 'no V8 flags'}; warm-up ${warmupSeconds} s, then ${repeat} × ${seconds} s measured in all of them at once`);
+
+    let prev = await sampleAll();
+    await sleep(warmupSeconds * 1000);
+    let cur = await sampleAll();
+    const warmup = share(prev[3], cur[3]) - share(prev[0], cur[0]);
+    const firstSampling = cur[3];
+    const firstIdle = cur[1];
     const baseline: number[] = [];
-    const idle: number[] = [];
-    const wakeups: number[] = [];
-    const sampling: number[] = [];
-    const idleStats = { discoveries: 0, discoverySeconds: 0, ticks: 0 };
-    const st = { ticks: 0, lookups: 0, overruns: 0, rounds: 0, discovery: 0, node: 0, seconds: 0 };
-    const tickTimes: number[] = [];
-    let flowsSampled = 0;
-    /** One sampling phase of `seconds`: its CPU share goes to `shares`; a counted phase's round times go to tickTimes. */
-    const samplingPhase = async (shares: number[], counted: boolean): Promise<Sampler> => {
-      let sampler: Sampler | undefined;
-      const share = await measure(seconds, async () => {
-        const flows = new SockDiagFlowSource({ watch: `dport = ${port}`, candidates: `state established and dport = ${port}` });
-        const node = new LiveNodeSource({ procfs: '/proc', sysfs: '/sys', ovs: null, ovsIntervalMs: 1000 });
-        const s = new Sampler({ ...DEFAULT_SAMPLER_OPTIONS, rateHz, top: 0, maxFlows: 4 * nFlows + 8 }, flows, node);
-        sampler = s;
-        await s.discover(); // the flows are there from the start, as on a node that has them
-        const origTick = s.tick.bind(s);
-        s.tick = async () => {
-          const t = process.hrtime.bigint();
-          await origTick();
-          if (counted) tickTimes.push(Number(process.hrtime.bigint() - t) / 1e6);
-        };
-        s.start();
-        return async () => s.close();
-      });
-      shares.push(share);
-      if (!sampler) throw new Error('sampling phase did not start a sampler');
-      return sampler;
-    };
-    const warmup: number[] = [];
-    await samplingPhase(warmup, false); // the warm-up, reported but not counted
+    const above = { idle: [] as number[], wakeups: [] as number[], sampling: [] as number[] };
+    const roundMs: number[] = [];
     for (let r = 0; r < repeat; r++) {
-      baseline.push(await measure(seconds));
-      // The idle exporter: the default loops; discovery finds nothing (a port nobody uses).
-      let idleSampler: Sampler | undefined;
-      idle.push(
-        await measure(seconds, async () => {
-          const flows = new SockDiagFlowSource({ watch: '', candidates: `state established and sport = 1 and dport = 1` });
-          const node = new LiveNodeSource({ procfs: '/proc', sysfs: '/sys', ovs: null, ovsIntervalMs: 1000 });
-          idleSampler = new Sampler({ ...DEFAULT_SAMPLER_OPTIONS, rateHz }, flows, node);
-          idleSampler.start();
-          return async () => idleSampler?.close();
-        }),
-      );
-      if (idleSampler) {
-        idleStats.discoveries += idleSampler.stats.discoveries;
-        idleStats.discoverySeconds += idleSampler.stats.discoverySeconds;
-        idleStats.ticks += idleSampler.stats.ticks;
-      }
-      wakeups.push(
-        await measure(seconds, async () => {
-          const t = setInterval(() => undefined, 1000 / rateHz);
-          return async () => clearInterval(t);
-        }),
-      );
-      // N watched flows: discovery finds them (the client ends), the sampler polls them at rateHz.
-      const sampler = await samplingPhase(sampling, true);
-      const x = sampler.stats;
-      flowsSampled = sampler.flows().length;
-      st.ticks += x.ticks;
-      st.lookups += x.lookups;
-      st.overruns += x.overruns;
-      st.rounds += x.samplingSeconds;
-      st.discovery += x.discoverySeconds;
-      st.node += x.nodeSeconds;
-      st.seconds += seconds;
+      prev = cur;
+      await sleep(seconds * 1000);
+      cur = await sampleAll();
+      const b = share(prev[0], cur[0]);
+      baseline.push(b);
+      above.idle.push(share(prev[1], cur[1]) - b);
+      above.wakeups.push(share(prev[2], cur[2]) - b);
+      above.sampling.push(share(prev[3], cur[3]) - b);
+      roundMs.push(...(cur[3].roundMs ?? []));
     }
-    const base = phase(baseline);
-    const above = (xs: number[]) => xs.map((x, i) => x - baseline[i]);
+    const measuredSeconds = (cur[3].wallMs - firstSampling.wallMs) / 1000;
+    const st = statsBetween(firstSampling.stats!, cur[3].stats!);
+    const idleSt = statsBetween(firstIdle.stats!, cur[1].stats!);
     const res: DiagnosisBenchResult = {
-      flows: flowsSampled,
+      flows: cur[3].flows ?? 0,
       rateHz,
       seconds,
       repeat,
-      v8Flags: process.execArgv.filter((a) => a.startsWith('--')),
+      warmupSeconds,
+      v8Flags: flags,
       targetsMet: { sampling: false, idle: false },
       baselineCpuShare: baseline,
-      warmupCpuShare: warmup[0],
-      idle: { ...phase(above(idle)), ...idleStats },
-      wakeups: phase(above(wakeups)),
+      warmupCpuShare: warmup,
+      idle: { ...phase(above.idle), discoveries: idleSt.discoveries, discoveriesSkipped: idleSt.discoveriesSkipped, discoverySeconds: idleSt.discoverySeconds, ticks: idleSt.ticks },
+      wakeups: phase(above.wakeups),
       sampling: {
-        ...phase(above(sampling)),
+        ...phase(above.sampling),
         ticks: st.ticks,
         lookups: st.lookups,
         overruns: st.overruns,
-        tickWallMs: { median: quantile(tickTimes, 0.5), p99: quantile(tickTimes, 0.99) },
-        parts: { rounds: st.rounds / st.seconds, discovery: st.discovery / st.seconds, node: st.node / st.seconds },
+        tickWallMs: { median: quantile(roundMs, 0.5), p99: quantile(roundMs, 0.99) },
+        parts: { rounds: st.samplingSeconds / measuredSeconds, discovery: st.discoverySeconds / measuredSeconds, node: st.nodeSeconds / measuredSeconds },
       },
     };
-    log(`baseline (this process doing nothing): ${baseline.map(pctOf).join(', ')} of a core (${repeat} × ${seconds} s)`);
-    log(`warm-up (the first ${seconds} s sampling phase, not counted): ${pctOf(warmup[0])} of a core`);
+    log(`baseline (Node with the exporter's flags doing nothing): ${baseline.map(pctOf).join(', ')} of a core (${repeat} × ${seconds} s)`);
+    log(`warm-up (the sampling process's first ${warmupSeconds} s, not counted): ${pctOf(warmup)} of a core above baseline`);
     log(
       `idle exporter (no flows; discovery every ${DEFAULT_SAMPLER_OPTIONS.discoverIntervalMs / 1000} s): ${pctOf(res.idle.median)} of a core above baseline ` +
-        `(min ${pctOf(res.idle.min)}, max ${pctOf(res.idle.max)}); ${idleStats.ticks} sampling rounds, ${idleStats.discoveries} discoveries (${((1000 * idleStats.discoverySeconds) / Math.max(1, idleStats.discoveries)).toFixed(2)} ms each)`,
+        `(min ${pctOf(res.idle.min)}, max ${pctOf(res.idle.max)}); ${idleSt.ticks} sampling rounds, ${idleSt.discoveries} discoveries (${((1000 * idleSt.discoverySeconds) / Math.max(1, idleSt.discoveries)).toFixed(2)} ms each), ${idleSt.discoveriesSkipped} skipped (no connection opened since)`,
     );
     log(`reference: an empty ${rateHz} Hz timer (the wake-ups alone): ${pctOf(res.wakeups.median)} of a core above baseline (min ${pctOf(res.wakeups.min)}, max ${pctOf(res.wakeups.max)})`);
     log(
@@ -297,7 +285,8 @@ export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<
     );
     return res;
   } finally {
-    child.kill('SIGTERM');
+    await Promise.all(procs.map((p) => p.stop().catch(() => undefined)));
+    generator.kill('SIGTERM');
   }
 }
 
@@ -306,9 +295,7 @@ if (require.main === module) {
     const i = process.argv.indexOf(`--${name}`);
     return i >= 0 ? Number(process.argv[i + 1]) : def;
   };
-  runDiagnosisBench({ flows: arg('flows', 10), seconds: arg('seconds', 10), rateHz: arg('rate', 20), repeat: arg('repeat', 3) }).then((r) => {
-    if (process.argv.includes('--result-line')) process.stdout.write(RESULT_PREFIX + JSON.stringify(r) + '\n');
-  }, (e) => {
+  runDiagnosisBench({ flows: arg('flows', 10), seconds: arg('seconds', 12), rateHz: arg('rate', 20), repeat: arg('repeat', 5), warmupSeconds: arg('warmup', 60) }).catch((e) => {
     console.error(e);
     process.exitCode = 1;
   });
