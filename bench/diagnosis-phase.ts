@@ -5,11 +5,12 @@
 //   wakeups   an empty timer at the sample rate (what the wake-ups alone cost);
 //   sampling  the sampler polling the flows of --port (watched), node evidence every second.
 // It prints one JSON line when it is ready, then answers each IPC message "sample" with its CPU time so
-// far (process.cpuUsage, µs), its clock, and for the samplers their counters and the wall time of each
+// far (process.cpuUsage, µs) and its main thread's, its clock, and for the samplers their counters and the wall time of each
 // sampling round since the previous "sample"; "stop" closes the sampler and ends the process.
 //
 // Run by bench/diagnosis.ts: node <exporter flags> dist/bench/diagnosis-phase.js KIND [--port P] [--rate HZ]
 
+import { readFileSync } from 'fs';
 import { LiveNodeSource, SockDiagFlowSource } from '../src/diagnosis/adapters';
 import { DEFAULT_SAMPLER_OPTIONS, Sampler, SamplerStats } from '../src/diagnosis/sampler';
 
@@ -21,6 +22,8 @@ export interface PhaseSample {
   kind: PhaseKind;
   /** user + system CPU of the whole process (every thread), µs. */
   cpuMicros: number;
+  /** CPU of the main thread alone (/proc/thread-self/schedstat), µs; the rest is V8's and libuv's helper threads. */
+  mainThreadMicros: number;
   /** performance.now() of the process, ms. */
   wallMs: number;
   /** The sampler's counters (idle, sampling). */
@@ -55,11 +58,15 @@ async function main(argv: readonly string[]): Promise<void> {
     sampler = s;
     if (kind === 'sampling') {
       await s.discover(); // the flows are there from the start, as on a node that has them
+      // Each round's wall time, without adding a promise to a round that finishes within its call.
       const tick = s.tick.bind(s);
-      s.tick = async () => {
+      s.tick = () => {
         const t = performance.now();
-        await tick();
-        roundMs.push(performance.now() - t);
+        const done = () => void roundMs.push(performance.now() - t);
+        const p = tick();
+        if (p) return p.finally(done);
+        done();
+        return undefined;
       };
     }
     s.start();
@@ -67,7 +74,8 @@ async function main(argv: readonly string[]): Promise<void> {
   process.on('message', (m: unknown) => {
     if (m === 'sample') {
       const u = process.cpuUsage();
-      const out: PhaseSample = { kind, cpuMicros: u.user + u.system, wallMs: performance.now() };
+      const main = Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1000;
+      const out: PhaseSample = { kind, cpuMicros: u.user + u.system, mainThreadMicros: main, wallMs: performance.now() };
       if (sampler) {
         out.stats = sampler.stats;
         out.flows = sampler.flows().length;
