@@ -226,13 +226,14 @@ export class SockDiagFlowSource implements FlowSource {
     return out;
   }
 
-  async lookup(keys: readonly FlowKey[], t: number, wallMs: number): Promise<Array<FlowSample | null>> {
+  lookup(keys: readonly FlowKey[], t: number, wallMs: number): Array<FlowSample | null> | Promise<Array<FlowSample | null>> {
     const out = new Array<FlowSample | null>(keys.length).fill(null);
-    // Each answer is converted where it arrives (no copy of the message, no view per flow).
-    await this.reader.lookupEach(keys, (i, v) => {
+    // Each answer is converted where it arrives (no copy of the message, no view per flow), and the
+    // samples are returned within this call when the lookup finished in it (FlowReader.lookupEachNow).
+    const pending = this.reader.lookupEachNow(keys, (i, v) => {
       out[i] = flowSampleFromView(v, t, wallMs);
     });
-    return out;
+    return pending ? pending.then(() => out) : out;
   }
 
   close(): void {

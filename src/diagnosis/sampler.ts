@@ -65,8 +65,11 @@ export interface FlowSource {
    * (undefined: unknown). Unchanged since a discovery = no new candidate since then.
    */
   openedConnections?(): number | undefined;
-  /** Exact lookups; null where the socket is gone. `t`/`wallMs` stamp the samples. */
-  lookup(keys: readonly FlowKey[], t: number, wallMs: number): Promise<Array<FlowSample | null>>;
+  /**
+   * Exact lookups; null where the socket is gone. `t`/`wallMs` stamp the samples. The samples may come
+   * back within the call (a lookup that finished in it) or as a promise.
+   */
+  lookup(keys: readonly FlowKey[], t: number, wallMs: number): Array<FlowSample | null> | Promise<Array<FlowSample | null>>;
   close(): void;
 }
 
@@ -349,14 +352,18 @@ export class Sampler {
     return next;
   }
 
-  /** Start a round; one that throws outside its own error handling is counted and logged, and the loop goes on. */
-  private round(stage: keyof SamplerStats['errors'], fn: () => Promise<void>, busy?: keyof Sampler['inFlight']): void {
-    let p: Promise<void>;
+  /**
+   * Start a round; one that throws outside its own error handling is counted and logged, and the loop goes
+   * on. A round that finished within the call (a sampling round whose lookup did) returns undefined.
+   */
+  private round(stage: keyof SamplerStats['errors'], fn: () => Promise<void> | undefined, busy?: keyof Sampler['inFlight']): void {
+    let p: Promise<void> | undefined;
     try {
       p = fn();
     } catch (e) {
       p = Promise.reject(e);
     }
+    if (!p) return;
     if (busy) this.inFlight[busy] = true;
     void p
       .catch((e: unknown) => this.unexpected(stage, e))
@@ -388,47 +395,77 @@ export class Sampler {
   // ------------------------------------------------------------------------------------------------
   // One round of each loop (public: tests and the diagnose command call them directly)
 
-  /** Sample every active flow once. */
-  async tick(): Promise<void> {
+  /**
+   * Sample every active flow once. Returns undefined when the round finished within the call (the
+   * lookup answered in it: the path from the timer to the last kept sample has no promise), else a
+   * promise of the round; an error outside the lookup's own handling is thrown, or rejects.
+   */
+  tick(): Promise<void> | undefined {
     if (this.tickBusy) {
       this.stats.overruns++;
-      return;
+      return undefined;
+    }
+    const t0 = process.hrtime.bigint();
+    const active: WatchedFlow[] = [];
+    for (const f of this.flowsById.values()) if (f.goneAt === undefined) active.push(f);
+    if (active.length === 0) {
+      this.endTick(t0);
+      return undefined;
     }
     this.tickBusy = true;
-    const t0 = process.hrtime.bigint();
+    const t = this.clock.now();
+    let samples: Array<FlowSample | null> | Promise<Array<FlowSample | null>>;
     try {
-      const active = [...this.flowsById.values()].filter((f) => f.goneAt === undefined);
-      if (active.length === 0) return;
-      const t = this.clock.now();
-      let samples: Array<FlowSample | null>;
-      try {
-        samples = await this.flowSource.lookup(
-          active.map((f) => f.key),
-          t,
-          this.clock.wall(),
-        );
-        this.states.report('diagnosis lookup', null);
-      } catch (e) {
-        this.stats.errors.lookup++;
-        this.lastError.lookup = (e as Error).message;
-        this.states.report('diagnosis lookup', e);
-        return;
-      }
-      this.stats.lookups += active.length;
-      active.forEach((f, i) => {
-        const s = samples[i];
-        if (!s) {
-          f.goneAt = t;
-          return;
-        }
-        f.classifier.add(s);
-        f.history.push(s, f.classifier);
-      });
-    } finally {
-      this.stats.ticks++;
-      this.stats.samplingSeconds += Number(process.hrtime.bigint() - t0) / 1e9;
-      this.tickBusy = false;
+      samples = this.flowSource.lookup(
+        active.map((f) => f.key),
+        t,
+        this.clock.wall(),
+      );
+    } catch (e) {
+      this.lookupFailed(e);
+      this.endTick(t0);
+      return undefined;
     }
+    if (!Array.isArray(samples)) {
+      return samples.then(
+        (s) => this.keep(active, s, t),
+        (e: unknown) => this.lookupFailed(e),
+      ).finally(() => this.endTick(t0));
+    }
+    try {
+      this.keep(active, samples, t);
+    } finally {
+      this.endTick(t0);
+    }
+    return undefined;
+  }
+
+  /** A round's samples: classified and kept; a flow without one is gone. */
+  private keep(active: readonly WatchedFlow[], samples: ReadonlyArray<FlowSample | null>, t: number): void {
+    this.states.report('diagnosis lookup', null);
+    this.stats.lookups += active.length;
+    for (let i = 0; i < active.length; i++) {
+      const f = active[i];
+      const s = samples[i];
+      if (!s) {
+        f.goneAt = t;
+        continue;
+      }
+      f.classifier.add(s);
+      f.history.push(s, f.classifier);
+    }
+  }
+
+  private lookupFailed(e: unknown): void {
+    this.stats.errors.lookup++;
+    this.lastError.lookup = (e as Error).message;
+    this.states.report('diagnosis lookup', e);
+  }
+
+  private endTick(t0: bigint): void {
+    this.stats.ticks++;
+    this.stats.samplingSeconds += Number(process.hrtime.bigint() - t0) / 1e9;
+    this.tickBusy = false;
   }
 
   /** Opened-connection count at the last dump, when that dump left nothing to rank for the top N. */

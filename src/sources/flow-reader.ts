@@ -98,6 +98,14 @@ export class FlowReader {
    * only during the call); keys of gone sockets get no call. One datagram of prepared requests per call.
    */
   async lookupEach(keys: readonly FlowId[], onFound: (index: number, v: SockView) => void): Promise<void> {
+    await this.lookupEachNow(keys, onFound);
+  }
+
+  /**
+   * lookupEach(), finished within this call when it can be (SockDiag.lookupEachNow): undefined when every
+   * answer was handled, else a promise of the rest.
+   */
+  lookupEachNow(keys: readonly FlowId[], onFound: (index: number, v: SockView) => void): Promise<void> | undefined {
     const at: number[] = [];
     const bodies: Buffer[] = [];
     for (let i = 0; i < keys.length; i++) {
@@ -111,8 +119,8 @@ export class FlowReader {
       const keep = new Set(keys.map(bodyId));
       for (const k of [...this.bodies.keys()]) if (!keep.has(k)) this.bodies.delete(k);
     }
-    if (bodies.length === 0) return;
-    await this.sd.lookupEach(bodies, (j, v) => {
+    if (bodies.length === 0) return undefined;
+    return this.sd.lookupEachNow(bodies, (j, v) => {
       if (v.hasInfo) onFound(at[j], v);
     });
   }

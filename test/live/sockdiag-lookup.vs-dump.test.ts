@@ -2,7 +2,10 @@
 // IPv4, IPv6 and v4-mapped loopback connections opened by this test (Node sockets, no options needed).
 import * as net from 'net';
 import { compileSelector } from '../../src/sources/flowselect';
-import { EXT_FLOWS, SockDiag, SockView, buildExactRequest, sockKeyOf } from '../../src/sources/netlink/sockdiag';
+import { NlMsgView } from '../../src/sources/netlink/attrs';
+import { NetlinkBatchSocket } from '../../src/sources/netlink/batch';
+import { EXT_FLOWS, SOCK_DIAG_BY_FAMILY, SockDiag, SockView, buildExactRequest, sockKeyOf } from '../../src/sources/netlink/sockdiag';
+import { NETLINK_SOCK_DIAG } from '../../src/sources/netlink/socket';
 import { tupleKey } from '../support/ss';
 
 const servers: net.Server[] = [];
@@ -64,6 +67,50 @@ describe.each([
   it('uses the I/O it was asked for', async () => {
     await sd.lookup([sockKeyOf({ localIp: '127.0.0.1', localPort: 1, peerIp: '127.0.0.1', peerPort: 2 })]);
     expect(sd.lookupDirect).toBe(!packageIo);
+  });
+
+  it('finishes a batch within the call on the descriptor (no promise), and only there', async () => {
+    const dumped = [...(await dumpOurs()).values()].slice(0, 10);
+    const bodies = dumped.map((v) => buildExactRequest(v.key(), EXT_FLOWS));
+    const seen: number[] = [];
+    const pending = sd.lookupEachNow(bodies, (i) => void seen.push(i));
+    if (packageIo) {
+      expect(pending).toBeInstanceOf(Promise);
+      expect(seen).toEqual([]); // the package's receive path answers in a later turn
+      await pending;
+    } else {
+      expect(pending).toBeUndefined();
+    }
+    expect(seen.sort((a, b) => a - b)).toEqual(dumped.map((_, i) => i));
+  });
+
+  it('queues a batch asked for while another is in flight, and answers both in their places, in order', async () => {
+    const views = [...(await dumpOurs()).values()];
+    const a = views.slice(0, 5).map((v) => buildExactRequest(v.key(), EXT_FLOWS));
+    const b = views.slice(5, 12).map((v) => buildExactRequest(v.key(), EXT_FLOWS));
+    const sock = new NetlinkBatchSocket(NETLINK_SOCK_DIAG, { packageIo, msgBufferSize: 4096 });
+    try {
+      const got: Array<[string, number]> = [];
+      const view = new SockView(sd.layout);
+      const onReply = (batch: string) => (_i: number, m: NlMsgView | null) => {
+        if (m) got.push([batch, view.attach(m.buf, m.start, m.end).sport]);
+      };
+      // exchange() starts its batch behind the socket's chain (a later turn): it is in flight, so the
+      // second batch cannot run within its call and is queued after it.
+      const first = sock.exchange(SOCK_DIAG_BY_FAMILY, 0, a, 'first', onReply('a'));
+      const second = sock.exchangeNow(SOCK_DIAG_BY_FAMILY, 0, b, 'second', onReply('b'));
+      expect(second).toBeInstanceOf(Promise);
+      expect(got).toEqual([]);
+      await Promise.all([first, second]);
+      expect(got).toEqual([...views.slice(0, 5).map((v) => ['a', v.sport]), ...views.slice(5, 12).map((v) => ['b', v.sport])]);
+      // Nothing in flight any more: on the descriptor the next batch finishes within its call.
+      const third = sock.exchangeNow(SOCK_DIAG_BY_FAMILY, 0, a, 'third', onReply('c'));
+      if (packageIo) await third;
+      else expect(third).toBeUndefined();
+      expect(got.filter((g) => g[0] === 'c')).toHaveLength(5);
+    } finally {
+      sock.close();
+    }
   });
 
   it('fails a round whose answer does not fit the receive buffer, and says so', async () => {

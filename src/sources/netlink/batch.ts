@@ -108,8 +108,22 @@ export class NetlinkBatchSocket {
    */
   exchange(type: number, flags: number, bodies: readonly Buffer[], context: string, onReply: BatchReply): Promise<void> {
     const run = this.busy.then(() => this.run(type, flags, bodies, context, onReply));
-    this.busy = run.catch(() => undefined);
+    this.track(run);
     return run;
+  }
+
+  /**
+   * exchange(), finished within this call when it can be: with no batch in flight and the descriptor in
+   * hand, the batch is written and its answers read before this returns (the kernel answers sock_diag
+   * requests inside write(2)), and the result is undefined; a failure is thrown. Otherwise (a batch in
+   * flight, the package's I/O, answers the kernel deferred) it returns the promise exchange() would.
+   * A 20 Hz poll then runs from its timer to its last answer without a promise or a microtask between.
+   */
+  exchangeNow(type: number, flags: number, bodies: readonly Buffer[], context: string, onReply: BatchReply): Promise<void> | undefined {
+    if (this.inFlight > 0 || this.fd === null) return this.exchange(type, flags, bodies, context, onReply);
+    const pending = this.begin(type, flags, bodies, context, onReply);
+    if (pending) this.track(pending);
+    return pending;
   }
 
   close(): void {
@@ -123,98 +137,129 @@ export class NetlinkBatchSocket {
     }
   }
 
+  /** Batches queued or waiting for answers (exchangeNow() runs at once only when there are none). */
+  private inFlight = 0;
+
+  /** Count `p` in flight until it settles; the next exchange() starts after it. */
+  private track(p: Promise<void>): void {
+    this.inFlight++;
+    const settled = () => {
+      this.inFlight--;
+    };
+    this.busy = p.then(settled, settled);
+  }
+
   private run(type: number, flags: number, bodies: readonly Buffer[], context: string, onReply: BatchReply): Promise<void> {
-    if (bodies.length === 0) return Promise.resolve();
+    try {
+      return this.begin(type, flags, bodies, context, onReply) ?? Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /**
+   * Send the batch and take the answers already queued: undefined when every request was answered in
+   * this call, a promise of the rest otherwise (through the package's receive path, under the timeout);
+   * throws when the batch failed in this call.
+   */
+  private begin(type: number, flags: number, bodies: readonly Buffer[], context: string, onReply: BatchReply): Promise<void> | undefined {
+    if (bodies.length === 0) return undefined;
     const sock = this.sock;
-    if (!sock) return Promise.reject(new Error(`${context}: netlink socket closed`));
+    if (!sock) throw new Error(`${context}: netlink socket closed`);
+    const base = (this.seq = (this.seq + bodies.length + 1) & 0x3fffffff);
+    const answered = new Uint8Array(bodies.length);
+    let pending = bodies.length;
+    let done = false;
+    let timer: NodeJS.Timeout | undefined;
+    /** How the batch ended while begin() ran (no promise yet), or the promise's settlers after. */
+    let endedNow: { err: Error | null } | undefined;
+    let settle: ((err: Error | null) => void) | undefined;
+    const finish = (err: Error | null) => {
+      if (done) return;
+      done = true;
+      if (timer) {
+        clearTimeout(timer);
+        sock.unref();
+      }
+      this.onDatagram = null;
+      this.onFailure = null;
+      if (settle) settle(err);
+      else endedNow = { err };
+    };
+    this.onFailure = (e) => finish(e);
+    this.onDatagram = (buf) => {
+      try {
+        forEachMessage(buf, (m) => {
+          if (done) return;
+          const i = (m.seq - base) >>> 0;
+          if (i >= bodies.length || answered[i]) return; // stale answer of an earlier batch
+          if (m.type === NLMSG_DONE) return;
+          let errno = 0;
+          if (m.type === NLMSG_ERROR) {
+            if (m.end - m.start < 4) throw new DecodeError(`${context} NLMSG_ERROR`, m.start, 'payload shorter than 4 bytes');
+            errno = m.buf.readInt32LE(m.start);
+            if (errno === 0) return; // an ACK after a reply (not requested, but harmless)
+          }
+          answered[i] = 1;
+          pending--;
+          onReply(i, errno === 0 ? m : null, errno);
+        });
+      } catch (e) {
+        finish(e as Error);
+        return;
+      }
+      if (pending === 0) finish(null);
+    };
+    // Pack the requests into datagrams of at most 32 KiB, each written in place into one buffer.
+    let first = 0;
+    while (first < bodies.length && !done) {
+      let size = 0;
+      let end = first;
+      while (end < bodies.length) {
+        const len = (16 + bodies[end].length + 3) & ~3;
+        if (end > first && size + len > MAX_DATAGRAM) break;
+        size += len;
+        end++;
+      }
+      const dgram = Buffer.alloc(size);
+      let off = 0;
+      for (let i = first; i < end; i++) {
+        const len = 16 + bodies[i].length;
+        dgram.writeUInt32LE(len, off);
+        dgram.writeUInt16LE(type, off + 4);
+        dgram.writeUInt16LE(flags | NLM_F_REQUEST, off + 6);
+        dgram.writeUInt32LE((base + i) >>> 0, off + 8);
+        bodies[i].copy(dgram, off + 16);
+        off += (len + 3) & ~3;
+      }
+      first = end;
+      if (this.fd === null) {
+        sock.send(dgram, { port: 0 }, (err) => {
+          if (err) finish(new Error(`${context}: send failed: ${err.message}`));
+        });
+        continue;
+      }
+      try {
+        fs.writeSync(this.fd, dgram);
+      } catch (e) {
+        finish(new Error(`${context}: send failed: ${(e as Error).message}`));
+        break;
+      }
+      // Read the answers of the requests sent so far; stop at the first read that finds none.
+      while (!done && bodies.length - pending < first && this.readDirect(context)) {
+        /* each read delivered one datagram */
+      }
+    }
+    if (endedNow) {
+      if (endedNow.err) throw endedNow.err;
+      return undefined;
+    }
+    // Answers still missing (the package's I/O, or deferred ones): they arrive through the package's
+    // receive path.
     return new Promise<void>((resolve, reject) => {
-      const base = (this.seq = (this.seq + bodies.length + 1) & 0x3fffffff);
-      const answered = new Uint8Array(bodies.length);
-      let pending = bodies.length;
-      let done = false;
-      let timer: NodeJS.Timeout | undefined;
-      const finish = (err: Error | null) => {
-        if (done) return;
-        done = true;
-        if (timer) {
-          clearTimeout(timer);
-          sock.unref();
-        }
-        this.onDatagram = null;
-        this.onFailure = null;
-        if (err) reject(err);
-        else resolve();
-      };
-      this.onFailure = (e) => finish(e);
-      this.onDatagram = (buf) => {
-        try {
-          forEachMessage(buf, (m) => {
-            if (done) return;
-            const i = (m.seq - base) >>> 0;
-            if (i >= bodies.length || answered[i]) return; // stale answer of an earlier batch
-            if (m.type === NLMSG_DONE) return;
-            let errno = 0;
-            if (m.type === NLMSG_ERROR) {
-              if (m.end - m.start < 4) throw new DecodeError(`${context} NLMSG_ERROR`, m.start, 'payload shorter than 4 bytes');
-              errno = m.buf.readInt32LE(m.start);
-              if (errno === 0) return; // an ACK after a reply (not requested, but harmless)
-            }
-            answered[i] = 1;
-            pending--;
-            onReply(i, errno === 0 ? m : null, errno);
-          });
-        } catch (e) {
-          finish(e as Error);
-          return;
-        }
-        if (pending === 0) finish(null);
-      };
-      // Pack the requests into datagrams of at most 32 KiB, each written in place into one buffer.
-      let first = 0;
-      while (first < bodies.length && !done) {
-        let size = 0;
-        let end = first;
-        while (end < bodies.length) {
-          const len = (16 + bodies[end].length + 3) & ~3;
-          if (end > first && size + len > MAX_DATAGRAM) break;
-          size += len;
-          end++;
-        }
-        const dgram = Buffer.alloc(size);
-        let off = 0;
-        for (let i = first; i < end; i++) {
-          const len = 16 + bodies[i].length;
-          dgram.writeUInt32LE(len, off);
-          dgram.writeUInt16LE(type, off + 4);
-          dgram.writeUInt16LE(flags | NLM_F_REQUEST, off + 6);
-          dgram.writeUInt32LE((base + i) >>> 0, off + 8);
-          bodies[i].copy(dgram, off + 16);
-          off += (len + 3) & ~3;
-        }
-        first = end;
-        if (this.fd === null) {
-          sock.send(dgram, { port: 0 }, (err) => {
-            if (err) finish(new Error(`${context}: send failed: ${err.message}`));
-          });
-          continue;
-        }
-        try {
-          fs.writeSync(this.fd, dgram);
-        } catch (e) {
-          finish(new Error(`${context}: send failed: ${(e as Error).message}`));
-          break;
-        }
-        // Read the answers of the requests sent so far; stop at the first read that finds none.
-        while (!done && bodies.length - pending < first && this.readDirect(context)) {
-          /* each read delivered one datagram */
-        }
-      }
-      if (!done) {
-        // Answers still missing (the package's I/O, or deferred ones): they arrive through the package's
-        // receive path.
-        sock.ref();
-        timer = setTimeout(() => finish(new Error(`${context}: ${pending} of ${bodies.length} answers missing after ${this.timeoutMs} ms`)), this.timeoutMs);
-      }
+      settle = (err) => (err ? reject(err) : resolve());
+      sock.ref();
+      timer = setTimeout(() => finish(new Error(`${context}: ${pending} of ${bodies.length} answers missing after ${this.timeoutMs} ms`)), this.timeoutMs);
     });
   }
 

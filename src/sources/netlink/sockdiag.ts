@@ -625,13 +625,24 @@ export class SockDiag {
    * converts what it keeps there). Requests whose socket is gone get no call.
    */
   async lookupEach(bodies: readonly Buffer[], onFound: (index: number, v: SockView) => void): Promise<void> {
+    await this.lookupEachNow(bodies, onFound);
+  }
+
+  /**
+   * lookupEach(), finished within this call when the batch socket can (NetlinkBatchSocket.exchangeNow):
+   * undefined when every answer was handled, else a promise of the rest; a failure is thrown, or rejects.
+   */
+  lookupEachNow(bodies: readonly Buffer[], onFound: (index: number, v: SockView) => void): Promise<void> | undefined {
     // An exact answer is one message of ~0.5 KiB per datagram (tcp_info, skmeminfo, CC info): a 4 KiB
     // receive buffer holds it with room, where the 16 KiB default allocated 30 times what arrives, per
     // flow and round (a longer answer fails the round as truncated, never silently).
     this.lookupSock ??= new NetlinkBatchSocket(NETLINK_SOCK_DIAG, { timeoutMs: this.timeoutMs, msgBufferSize: this.opts.lookupBufferSize ?? 4096, packageIo: this.opts.packageIo });
     const view = this.lookupView;
     let failure: Error | null = null;
-    await this.lookupSock.exchange(SOCK_DIAG_BY_FAMILY, 0, bodies, 'sock_diag exact lookup', (i, m, errno) => {
+    const check = () => {
+      if (failure) throw failure;
+    };
+    const pending = this.lookupSock.exchangeNow(SOCK_DIAG_BY_FAMILY, 0, bodies, 'sock_diag exact lookup', (i, m, errno) => {
       if (m) {
         if (m.type !== SOCK_DIAG_BY_FAMILY) throw new DecodeError('sock_diag exact lookup', m.start - 16, `unexpected message type ${m.type}`);
         onFound(i, view.attach(m.buf, m.start, m.end));
@@ -639,7 +650,9 @@ export class SockDiag {
         failure ??= new Error(`sock_diag exact lookup #${i}: kernel answered errno ${errno}`);
       }
     });
-    if (failure) throw failure;
+    if (pending) return pending.then(check);
+    check();
+    return undefined;
   }
 
   close(): void {

@@ -67,14 +67,18 @@ export class FakeFlows implements FlowSource {
       return { key: key(p, f.cookie), bytesAcked: f.bytes, bytesReceived: 0, watched: f.watched, bytesPerSecond: discoveryRate(f.bytes, prev.get(`${p}#${f.cookie}`), want.seconds) };
     });
   };
-  lookup = async (keys: readonly FlowKey[], t: number, _wallMs?: number): Promise<Array<FlowSample | null>> =>
+  lookup: FlowSource['lookup'] = async (keys: readonly FlowKey[], t: number): Promise<Array<FlowSample | null>> =>
     keys.map((k) => {
       this.lookups++;
-      const f = this.flows.get(k.localPort);
-      if (!f || f.cookie !== k.cookie) return null;
-      const us = t * 1000;
-      return { ...f.sig, t, sndMss: 1448, busyTime: Math.floor(us * 0.9), rwndLimited: 0, sndbufLimited: 0, bytesAcked: Math.floor((f.rate * t) / 1000), bytesSent: Math.floor((f.rate * t) / 1000) };
+      return this.sample(k, t);
     });
+  /** The sample of `k` at `t` (null: no such flow, or another cookie). */
+  sample(k: FlowKey, t: number): FlowSample | null {
+    const f = this.flows.get(k.localPort);
+    if (!f || f.cookie !== k.cookie) return null;
+    const us = t * 1000;
+    return { ...f.sig, t, sndMss: 1448, busyTime: Math.floor(us * 0.9), rwndLimited: 0, sndbufLimited: 0, bytesAcked: Math.floor((f.rate * t) / 1000), bytesSent: Math.floor((f.rate * t) / 1000) };
+  }
   close = () => undefined;
 }
 

@@ -151,6 +151,39 @@ describe('sampling and answers', () => {
     expect(joinEvidence({ node: 'b' }, sender)).toEqual({ sender, receiver: { node: 'b' } });
   });
 
+  it('a lookup that answers within its call is kept before tick() returns, with no promise', async () => {
+    const { s, flows, clock } = setup({ top: 0 });
+    flows.flows.set(5, { bytes: 0, watched: true, cookie: '1', sig: SIG.bneck, rate: 25e6 });
+    await s.discover();
+    const asynchronous = flows.lookup;
+    let calls = 0;
+    flows.lookup = (keys, t) => {
+      calls++;
+      return [flows.sample(keys[0], t)];
+    };
+    for (let i = 0; i < 3; i++) {
+      clock.t += 50;
+      expect(s.tick()).toBeUndefined();
+      expect(s.find(key(5))!.history.length).toBe(i + 1);
+    }
+    expect(calls).toBe(3);
+    expect(s.stats).toMatchObject({ ticks: 3, lookups: 3 });
+    // A source that answers later still works, and a lookup that throws in its call is counted.
+    flows.lookup = asynchronous;
+    clock.t += 50;
+    const later = s.tick();
+    expect(later).toBeInstanceOf(Promise);
+    await later;
+    expect(s.find(key(5))!.history.length).toBe(4);
+    flows.lookup = () => {
+      throw new Error('EBADF');
+    };
+    expect(s.tick()).toBeUndefined();
+    expect(s.stats.errors.lookup).toBe(1);
+    expect(s.lastError.lookup).toBe('EBADF');
+    expect(s.stats.ticks).toBe(5);
+  });
+
   it('a lookup failure is counted, not thrown', async () => {
     const { s, flows } = setup({ top: 0 });
     flows.flows.set(5, { bytes: 0, watched: true, cookie: '1', sig: SIG.bneck, rate: 1 });
