@@ -30,7 +30,7 @@
 import { ChildProcess, fork, spawn } from 'child_process';
 import { readFileSync } from 'fs';
 import * as path from 'path';
-import type { PhaseKind, PhaseSample } from './diagnosis-phase';
+import { PHASE_KINDS, PhaseKind, PhaseSample } from './diagnosis-phase';
 import type { SamplerStats } from '../src/diagnosis/sampler';
 import { DEFAULT_SAMPLER_OPTIONS } from '../src/diagnosis/sampler';
 
@@ -130,17 +130,19 @@ const pctOf = (x: number) => `${(100 * x).toFixed(2)}%`;
 
 /** A phase process (bench/diagnosis-phase.ts): started, asked for samples, stopped. */
 class PhaseProcess {
-  private waiting: Array<(s: PhaseSample) => void> = [];
+  private waiting: Array<{ resolve: (s: PhaseSample) => void; reject: (e: Error) => void }> = [];
   private exited: Error | null = null;
   private constructor(
     readonly kind: PhaseKind,
     private readonly child: ChildProcess,
   ) {
     child.on('message', (m: unknown) => {
-      if (m && typeof m === 'object' && 'cpuMicros' in m) this.waiting.shift()?.(m as PhaseSample);
+      if (m && typeof m === 'object' && 'cpuMicros' in m) this.waiting.shift()?.resolve(m as PhaseSample);
     });
     child.on('exit', (code, sig) => {
-      this.exited = new Error(`diagnosis bench phase ${kind} exited (${code ?? sig})`);
+      const e = new Error(`diagnosis bench phase ${kind} exited (${code ?? sig})`);
+      this.exited = e;
+      for (const w of this.waiting.splice(0)) w.reject(e);
     });
   }
 
@@ -162,8 +164,8 @@ class PhaseProcess {
 
   sample(): Promise<PhaseSample> {
     if (this.exited) return Promise.reject(this.exited);
-    return new Promise((resolve) => {
-      this.waiting.push(resolve);
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
       this.child.send('sample');
     });
   }
@@ -219,16 +221,19 @@ export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<
       generator.on('exit', (c) => reject(new Error(`flow generator exited (${c})`)));
     });
     const common = ['--rate', String(rateHz), '--port', String(port)];
-    for (const kind of ['baseline', 'idle', 'wakeups', 'sampling'] as const) procs.push(await PhaseProcess.start(kind, flags, common));
-    const sampleAll = () => Promise.all(procs.map((p) => p.sample()));
+    for (const kind of PHASE_KINDS) procs.push(await PhaseProcess.start(kind, flags, common));
+    /** One sample of every phase process, by kind. */
+    const sampleAll = async (): Promise<Record<PhaseKind, PhaseSample>> => {
+      const got = await Promise.all(procs.map((p) => p.sample()));
+      return Object.fromEntries(got.map((x) => [x.kind, x])) as Record<PhaseKind, PhaseSample>;
+    };
     log(`phases started with ${flags.join(' ') || 'no V8 flags'}; warm-up ${warmupSeconds} s, then ${repeat} × ${seconds} s measured in all of them at once`);
 
     let prev = await sampleAll();
     await sleep(warmupSeconds * 1000);
     let cur = await sampleAll();
-    const warmup = share(prev[3], cur[3]) - share(prev[0], cur[0]);
-    const firstSampling = cur[3];
-    const firstIdle = cur[1];
+    const warmup = share(prev.sampling, cur.sampling) - share(prev.baseline, cur.baseline);
+    const first = cur;
     const baseline: number[] = [];
     const above = { idle: [] as number[], wakeups: [] as number[], sampling: [] as number[] };
     const roundMs: number[] = [];
@@ -237,19 +242,19 @@ export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<
       prev = cur;
       await sleep(seconds * 1000);
       cur = await sampleAll();
-      const b = share(prev[0], cur[0]);
+      const b = share(prev.baseline, cur.baseline);
       baseline.push(b);
-      above.idle.push(share(prev[1], cur[1]) - b);
-      above.wakeups.push(share(prev[2], cur[2]) - b);
-      above.sampling.push(share(prev[3], cur[3]) - b);
-      roundMs.push(...(cur[3].roundMs ?? []));
-      mainThread.push((cur[3].mainThreadMicros - prev[3].mainThreadMicros) / 1000 / (cur[3].wallMs - prev[3].wallMs));
+      above.idle.push(share(prev.idle, cur.idle) - b);
+      above.wakeups.push(share(prev.wakeups, cur.wakeups) - b);
+      above.sampling.push(share(prev.sampling, cur.sampling) - b);
+      roundMs.push(...(cur.sampling.roundMs ?? []));
+      mainThread.push((cur.sampling.mainThreadMicros - prev.sampling.mainThreadMicros) / 1000 / (cur.sampling.wallMs - prev.sampling.wallMs));
     }
-    const measuredSeconds = (cur[3].wallMs - firstSampling.wallMs) / 1000;
-    const st = statsBetween(firstSampling.stats!, cur[3].stats!);
-    const idleSt = statsBetween(firstIdle.stats!, cur[1].stats!);
+    const measuredSeconds = (cur.sampling.wallMs - first.sampling.wallMs) / 1000;
+    const st = statsBetween(first.sampling.stats!, cur.sampling.stats!);
+    const idleSt = statsBetween(first.idle.stats!, cur.idle.stats!);
     const res: DiagnosisBenchResult = {
-      flows: cur[3].flows ?? 0,
+      flows: cur.sampling.flows ?? 0,
       rateHz,
       seconds,
       repeat,
