@@ -34,7 +34,8 @@ export interface PhaseSample {
   roundMs?: number[];
 }
 
-function arg(argv: readonly string[], name: string, def: number): number {
+/** The number after `--name` in `argv`, or `def`. */
+export function arg(argv: readonly string[], name: string, def: number): number {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? Number(argv[i + 1]) : def;
 }

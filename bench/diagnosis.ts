@@ -30,7 +30,8 @@
 import { ChildProcess, fork, spawn } from 'child_process';
 import { readFileSync } from 'fs';
 import * as path from 'path';
-import { PHASE_KINDS, PhaseKind, PhaseSample } from './diagnosis-phase';
+import { PHASE_KINDS, PhaseKind, PhaseSample, arg } from './diagnosis-phase';
+import { median, quantile } from './lib';
 import type { SamplerStats } from '../src/diagnosis/sampler';
 import { DEFAULT_SAMPLER_OPTIONS } from '../src/diagnosis/sampler';
 
@@ -115,15 +116,8 @@ srv.listen(0, '127.0.0.1', () => {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function quantile(xs: number[], q: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
-}
-
 function phase(xs: number[]): PhaseResult {
-  const s = [...xs].sort((a, b) => a - b);
-  return { cpuShare: xs, median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1] };
+  return { cpuShare: xs, median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
 }
 
 const pctOf = (x: number) => `${(100 * x).toFixed(2)}%`;
@@ -270,7 +264,7 @@ export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<
         ticks: st.ticks,
         lookups: st.lookups,
         overruns: st.overruns,
-        tickWallMs: { median: quantile(roundMs, 0.5), p99: quantile(roundMs, 0.99) },
+        tickWallMs: { median: median(roundMs), p99: quantile(roundMs, 0.99) },
         mainThreadShare: mainThread,
         parts: { rounds: st.samplingSeconds / measuredSeconds, discovery: st.discoverySeconds / measuredSeconds, node: st.nodeSeconds / measuredSeconds },
       },
@@ -286,7 +280,7 @@ export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<
       `${res.flows} watched flow(s) at ${rateHz} Hz: ${pctOf(res.sampling.median)} of a core above baseline (min ${pctOf(res.sampling.min)}, max ${pctOf(res.sampling.max)}); ` +
         `${st.ticks} rounds, ${st.lookups} lookups, ${st.overruns} overruns; round wall time median ${res.sampling.tickWallMs.median.toFixed(3)} ms, p99 ${res.sampling.tickWallMs.p99.toFixed(3)} ms; ` +
         `sampler wall time: rounds ${pctOf(res.sampling.parts.rounds)}, discovery ${pctOf(res.sampling.parts.discovery)}, node evidence ${pctOf(res.sampling.parts.node)}; ` +
-        `its main thread ${pctOf(quantile(mainThread, 0.5))} of a core (median; the rest of the process is V8's and libuv's helper threads)`,
+        `its main thread ${pctOf(median(mainThread))} of a core (median; the rest of the process is V8's and libuv's helper threads)`,
     );
     res.targetsMet = { sampling: res.sampling.median <= TARGETS.sampling, idle: res.idle.median <= TARGETS.idle };
     const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
@@ -302,11 +296,8 @@ export async function runDiagnosisBench(o: DiagnosisBenchOptions = {}): Promise<
 }
 
 if (require.main === module) {
-  const arg = (name: string, def: number) => {
-    const i = process.argv.indexOf(`--${name}`);
-    return i >= 0 ? Number(process.argv[i + 1]) : def;
-  };
-  runDiagnosisBench({ flows: arg('flows', 10), seconds: arg('seconds', 12), rateHz: arg('rate', 20), repeat: arg('repeat', 5), warmupSeconds: arg('warmup', 60) }).catch((e) => {
+  const argv = process.argv.slice(2);
+  runDiagnosisBench({ flows: arg(argv, 'flows', 10), seconds: arg(argv, 'seconds', 12), rateHz: arg(argv, 'rate', 20), repeat: arg(argv, 'repeat', 5), warmupSeconds: arg(argv, 'warmup', 60) }).catch((e) => {
     console.error(e);
     process.exitCode = 1;
   });

@@ -276,6 +276,13 @@ export class Sampler {
     return false;
   }
 
+  /** The flows being sampled (not found gone). */
+  private activeFlows(): WatchedFlow[] {
+    const out: WatchedFlow[] = [];
+    for (const f of this.flowsById.values()) if (f.goneAt === undefined) out.push(f);
+    return out;
+  }
+
   /** A flow was added: sampling and node evidence start now (they are parked while none is sampled). */
   private wake(): void {
     if (!this.running) return;
@@ -406,8 +413,7 @@ export class Sampler {
       return undefined;
     }
     const t0 = process.hrtime.bigint();
-    const active: WatchedFlow[] = [];
-    for (const f of this.flowsById.values()) if (f.goneAt === undefined) active.push(f);
+    const active = this.activeFlows();
     if (active.length === 0) {
       this.endTick(t0);
       return undefined;
@@ -538,7 +544,7 @@ export class Sampler {
   async snapshotNode(): Promise<void> {
     if (!this.nodeSource) return;
     // Node evidence only matters for sampled flows: a node without them costs one dump per discovery.
-    const active = [...this.flowsById.values()].filter((f) => f.goneAt === undefined);
+    const active = this.activeFlows();
     if (active.length === 0) return;
     const inodes = active.map((f) => f.classifier.last?.inode).filter((i): i is number => i !== undefined && i > 0);
     const t0 = process.hrtime.bigint();
@@ -572,8 +578,7 @@ export class Sampler {
       f = undefined;
     }
     if (!f) {
-      const active = [...this.flowsById.values()].filter((x) => x.goneAt === undefined).length;
-      if (active >= this.opts.maxFlows) {
+      if (this.activeFlows().length >= this.opts.maxFlows) {
         this.states.report('diagnosis max flows', new Error(`more than --diagnosis.max-flows=${this.opts.maxFlows} flows to sample; ${flowId(key)} left out`));
         return undefined;
       }
